@@ -1,0 +1,15 @@
+# kvstore: compacted Kafka topics as key-value stores inside PostgreSQL
+
+EXTENSION = kvstore
+MODULE_big = kvstore
+OBJS = src/kvstore.o src/functions.o src/record.o src/producer.o \
+       src/worker.o src/shmem.o src/index.o
+DATA = $(wildcard sql/kvstore--*.sql)
+PGFILEDESC = "kvstore - compacted Kafka topics as key-value stores"
+
+PG_CPPFLAGS = $(shell pkg-config --cflags rdkafka)
+SHLIB_LINK = $(shell pkg-config --libs rdkafka)
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

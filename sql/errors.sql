@@ -1,0 +1,55 @@
+--
+-- kvstore errors: each bad input gets its SQLSTATE and a message naming
+-- the topic; nothing is sent.
+--
+CREATE FUNCTION pg_temp.try(query text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE query;
+    RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+
+SELECT 'kverr_' || md5(random()::text || clock_timestamp()::text) AS t \gset
+SELECT kv_put(:'t', 'k', 'v') >= 0 AS attached;
+
+-- ===================================================================
+-- NULLs and empty keys
+-- ===================================================================
+SELECT pg_temp.try($$SELECT kv_put(NULL, 'k', 'v')$$);
+SELECT pg_temp.try(format($$SELECT kv_put(%L, NULL::text, 'v')$$, :'t'));
+SELECT pg_temp.try(format($$SELECT kv_put(%L, 'k', NULL::text)$$, :'t'));
+SELECT pg_temp.try(format($$SELECT kv_put(%L, '', 'v')$$, :'t'));
+SELECT pg_temp.try(format($$SELECT kv_put(%L, ''::bytea, '\x00'::bytea)$$, :'t'));
+SELECT pg_temp.try(format($$SELECT kv_get(%L, '')$$, :'t'));
+SELECT pg_temp.try(format($$SELECT kv_delete(%L, NULL::text)$$, :'t'));
+SELECT pg_temp.try(format($$SELECT kv_get(%L, NULL::text)$$, :'t'));
+SELECT pg_temp.try($$SELECT kv_get(NULL, 'k')$$);
+
+-- ===================================================================
+-- sizes, arrays, limits
+-- ===================================================================
+SELECT pg_temp.try(format($$SELECT kv_put(%L, 'big', repeat('x', 1000001))$$, :'t'));
+SELECT pg_temp.try(format($$SELECT kv_put_many(%L, ARRAY['a', 'b'], ARRAY['1'])$$, :'t'));
+SELECT pg_temp.try(format($$SELECT kv_put_many(%L, ARRAY['a', NULL], ARRAY['1', '2'])$$, :'t'));
+SELECT pg_temp.try(format($$SELECT kv_put_many(%L, NULL::text[], ARRAY['1'])$$, :'t'));
+SELECT pg_temp.try(format($$SELECT kv_put_many(%L, ARRAY['a', ''], ARRAY['1', '2'])$$, :'t'));
+SELECT pg_temp.try(format($$SELECT * FROM kv_scan(%L, 'p', -1)$$, :'t'));
+-- none of the refused batches reached the topic
+SELECT kv_exists(:'t', 'a') AS a_written, kv_exists(:'t', 'big') AS big_written;
+
+-- ===================================================================
+-- topic names Kafka would reject
+-- ===================================================================
+SELECT pg_temp.try($$SELECT kv_get('', 'k')$$);
+SELECT pg_temp.try($$SELECT kv_get('no spaces', 'k')$$);
+SELECT pg_temp.try($$SELECT kv_get('..', 'k')$$);
+SELECT pg_temp.try($$SELECT kv_get('caf' || chr(233), 'k')$$);
+SELECT pg_temp.try(format($$SELECT kv_get(%L, 'k')$$, repeat('t', 128)));
+
+-- ===================================================================
+-- values that are not text
+-- ===================================================================
+SELECT kv_put(:'t', 'binary', '\xff00fe'::bytea) >= 0 AS put;
+SELECT pg_temp.try(format($$SELECT kv_get(%L, 'binary')$$, :'t'));
+SELECT kv_get(:'t', 'binary'::bytea);

@@ -1,0 +1,100 @@
+/* kvstore--1.0.sql */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION kvstore" to load this file. \quit
+
+-- Refuse to install where the library was not preloaded, saying how to fix it
+CREATE FUNCTION kvstore_check_loaded() RETURNS void
+AS 'MODULE_PATHNAME' LANGUAGE C;
+SELECT kvstore_check_loaded();
+DROP FUNCTION kvstore_check_loaded();
+
+-- Writes: produce to Kafka, return the offset once visible on this server
+
+CREATE FUNCTION kv_put(topic text, key text, value text) RETURNS bigint
+AS 'MODULE_PATHNAME', 'kv_put' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION kv_put(topic text, key bytea, value bytea) RETURNS bigint
+AS 'MODULE_PATHNAME', 'kv_put' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION kv_delete(topic text, key text) RETURNS bigint
+AS 'MODULE_PATHNAME', 'kv_delete' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION kv_delete(topic text, key bytea) RETURNS bigint
+AS 'MODULE_PATHNAME', 'kv_delete' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION kv_put_many(topic text, keys text[], vals text[]) RETURNS bigint
+AS 'MODULE_PATHNAME', 'kv_put_many' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION kv_put_many(topic text, keys bytea[], vals bytea[]) RETURNS bigint
+AS 'MODULE_PATHNAME', 'kv_put_many' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION kv_sync(topic text) RETURNS bigint
+AS 'MODULE_PATHNAME', 'kv_sync' LANGUAGE C VOLATILE;
+
+-- Reads: from this server's shared-memory index
+
+CREATE FUNCTION kv_get(topic text, key text) RETURNS text
+AS 'MODULE_PATHNAME', 'kv_get_text' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION kv_get(topic text, key bytea) RETURNS bytea
+AS 'MODULE_PATHNAME', 'kv_get_bytea' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION kv_exists(topic text, key text) RETURNS boolean
+AS 'MODULE_PATHNAME', 'kv_exists' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION kv_exists(topic text, key bytea) RETURNS boolean
+AS 'MODULE_PATHNAME', 'kv_exists' LANGUAGE C VOLATILE;
+
+-- The bytea form has no default prefix, so that kv_scan('t') is not ambiguous
+CREATE FUNCTION kv_scan(topic text, prefix text DEFAULT '', max_rows int DEFAULT NULL)
+RETURNS TABLE (key text, value text)
+AS 'MODULE_PATHNAME', 'kv_scan_text' LANGUAGE C VOLATILE ROWS 100;
+
+CREATE FUNCTION kv_scan(topic text, prefix bytea, max_rows int DEFAULT NULL)
+RETURNS TABLE (key bytea, value bytea)
+AS 'MODULE_PATHNAME', 'kv_scan_bytea' LANGUAGE C VOLATILE ROWS 100;
+
+CREATE FUNCTION kv_range(topic text, from_key text, to_key text, max_rows int DEFAULT NULL)
+RETURNS TABLE (key text, value text)
+AS 'MODULE_PATHNAME', 'kv_range_text' LANGUAGE C VOLATILE ROWS 100;
+
+CREATE FUNCTION kv_range(topic text, from_key bytea, to_key bytea, max_rows int DEFAULT NULL)
+RETURNS TABLE (key bytea, value bytea)
+AS 'MODULE_PATHNAME', 'kv_range_bytea' LANGUAGE C VOLATILE ROWS 100;
+
+-- Monitoring
+
+CREATE FUNCTION kv_topics(
+    OUT topic text,
+    OUT state text,
+    OUT applied_offset bigint,
+    OUT end_offset bigint,
+    OUT lag bigint,
+    OUT keys bigint,
+    OUT bytes bigint,
+    OUT bootstrap_progress float8,
+    OUT bootstrap_duration interval,
+    OUT records bigint,
+    OUT writes bigint,
+    OUT skipped bigint,
+    OUT worker_pid int,
+    OUT last_error text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'kv_topics' LANGUAGE C VOLATILE;
+
+CREATE VIEW kv_topics AS SELECT * FROM kv_topics();
+
+-- Nobody but the owner may use kvstore until granted: see the README
+REVOKE ALL ON FUNCTION
+    kv_put(text, text, text), kv_put(text, bytea, bytea),
+    kv_delete(text, text), kv_delete(text, bytea),
+    kv_put_many(text, text[], text[]), kv_put_many(text, bytea[], bytea[]),
+    kv_sync(text),
+    kv_get(text, text), kv_get(text, bytea),
+    kv_exists(text, text), kv_exists(text, bytea),
+    kv_scan(text, text, int), kv_scan(text, bytea, int),
+    kv_range(text, text, text, int), kv_range(text, bytea, bytea, int),
+    kv_topics()
+FROM PUBLIC;
+REVOKE ALL ON kv_topics FROM PUBLIC;

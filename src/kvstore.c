@@ -1,0 +1,163 @@
+/*-------------------------------------------------------------------------
+ *
+ * kvstore.c
+ *		  Module entry point: settings, shared memory hooks and the launcher
+ *
+ * kvstore must be loaded through shared_preload_libraries: its index lives
+ * in shared memory sized at server start, and its materializer workers are
+ * background workers.  _PG_init defines the settings, asks for the shared
+ * memory, and registers the launcher that attaches the topics listed in
+ * kvstore.topics.  Loaded any other way, the module defines its settings
+ * (so that SET and SHOW work) and every function reports that it was not
+ * preloaded.
+ *
+ * IDENTIFICATION
+ *		  src/kvstore.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "utils/guc.h"
+
+#include "kvstore.h"
+
+PG_MODULE_MAGIC;
+
+/* Settings */
+char	   *kvstore_brokers = NULL;
+int			kvstore_shared_memory = 65536;	/* kB */
+int			kvstore_max_topics = 16;
+char	   *kvstore_topics = NULL;
+int			kvstore_replication_factor = -1;
+int			kvstore_write_timeout = 30000;	/* ms */
+
+/* Saved hook values */
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static bool loaded_at_startup = false;
+
+void		_PG_init(void);
+
+static void kv_shmem_request(void);
+static void kv_shmem_startup(void);
+
+/*
+ * _PG_init
+ *		Define the settings; when preloading, set up shared memory and the
+ *		launcher.
+ */
+void
+_PG_init(void)
+{
+	DefineCustomStringVariable("kvstore.brokers",
+							   "Sets the Kafka bootstrap servers (host:port, comma-separated).",
+							   NULL,
+							   &kvstore_brokers,
+							   "localhost:9092",
+							   PGC_SIGHUP,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("kvstore.shared_memory",
+							"Sets the shared memory available to the indexes of all topics.",
+							"Running out puts the topic that needed more into an error state.",
+							&kvstore_shared_memory,
+							65536,
+							1024,
+							INT_MAX / 2,
+							PGC_POSTMASTER,
+							GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("kvstore.max_topics",
+							"Sets the maximum number of topics attached at once.",
+							"Each attached topic runs one background worker.",
+							&kvstore_max_topics,
+							16,
+							1,
+							1024,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("kvstore.topics",
+							   "Sets the topics attached when the server starts (comma-separated).",
+							   NULL,
+							   &kvstore_topics,
+							   "",
+							   PGC_POSTMASTER,
+							   GUC_LIST_INPUT,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("kvstore.replication_factor",
+							"Sets the replication factor of the topics kvstore creates.",
+							"-1 uses the broker's default.replication.factor.",
+							&kvstore_replication_factor,
+							-1,
+							-1,
+							32767,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("kvstore.write_timeout",
+							"Sets the longest a write or a read waits for Kafka and for the local index.",
+							"0 waits without limit; statement_timeout still applies.",
+							&kvstore_write_timeout,
+							30000,
+							0,
+							INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("kvstore");
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	loaded_at_startup = true;
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = kv_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = kv_shmem_startup;
+
+	KvLauncherRegister();
+}
+
+/*
+ * KvCheckLoaded
+ *		Raise an error unless kvstore was loaded at server start.
+ */
+void
+KvCheckLoaded(void)
+{
+	if (!loaded_at_startup)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("kvstore must be loaded via shared_preload_libraries"),
+				 errhint("Add kvstore to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+/* Ask for the shared memory and locks */
+static void
+kv_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	KvShmemRequest();
+}
+
+/* Create or attach to the shared state */
+static void
+kv_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	KvShmemStartup();
+}

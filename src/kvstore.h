@@ -1,0 +1,184 @@
+/*-------------------------------------------------------------------------
+ *
+ * kvstore.h
+ *		  Declarations shared by the files of the kvstore extension
+ *
+ * kvstore materializes compacted Kafka topics into shared memory.  One
+ * write passes through the files in this order: functions.c checks the
+ * arguments, record.c turns them into a record, producer.c sends it to
+ * Kafka and waits, worker.c consumes it back and index.c applies it to the
+ * topic's index in the memory shmem.c set up.  A read goes from
+ * functions.c straight to index.c.
+ *
+ * This is the only header of the extension.  It does not include
+ * librdkafka: only producer.c and worker.c talk to Kafka.
+ *
+ * IDENTIFICATION
+ *		  src/kvstore.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KVSTORE_H
+#define KVSTORE_H
+
+#include "port/atomics.h"
+#include "storage/condition_variable.h"
+#include "storage/lwlock.h"
+#include "storage/spin.h"
+#include "utils/dsa.h"
+#include "utils/timestamp.h"
+
+/*
+ * Topic names longer than this are refused: the name travels to the
+ * materializer in bgw_extra.  Kafka itself accepts up to 249 characters.
+ */
+#define KV_MAX_TOPIC_NAME	127
+
+/* Key plus value may not exceed this, the default message.max.bytes */
+#define KV_MAX_RECORD_BYTES	1000000
+
+/* Longest last-error text kept per topic */
+#define KV_MAX_ERROR_TEXT	256
+
+/*
+ * One key/value pair on its way to or from Kafka.  A tombstone (the value
+ * is NULL in Kafka) deletes the key; an empty value is a real value.
+ */
+typedef struct KvRecord
+{
+	const char *key;			/* key bytes, never NULL for a valid record */
+	uint32		keylen;
+	const char *value;			/* value bytes; NULL for a tombstone */
+	uint32		vallen;
+	bool		tombstone;		/* true: delete the key */
+} KvRecord;
+
+/*
+ * The index of one topic: a hash table for point look-ups and a skip list
+ * in unsigned byte order of the keys for scans.  It lives in the shared
+ * dsa_area; all pointers are dsa_pointers.  Only index.c looks inside.
+ */
+#define KV_SKIPLIST_MAXLEVEL 24
+
+typedef struct KvIndex
+{
+	dsa_pointer buckets;		/* array of nbuckets dsa_pointers */
+	uint32		nbuckets;		/* a power of two, or 0 before first use */
+	int			level;			/* levels in use in the skip list */
+	dsa_pointer head[KV_SKIPLIST_MAXLEVEL];	/* skip list heads */
+	uint64		nkeys;			/* live keys */
+	uint64		bytes;			/* bytes allocated for entries and buckets */
+	uint32		seed;			/* skip list level generator state */
+} KvIndex;
+
+/* What a reader sees of one entry; pointers are valid under the topic lock */
+typedef struct KvEntryView
+{
+	const char *key;
+	uint32		keylen;
+	const char *value;
+	uint32		vallen;
+	int64		offset;			/* offset of the record that wrote it */
+} KvEntryView;
+
+/* Life cycle of a topic on this server */
+typedef enum KvTopicState
+{
+	KV_TOPIC_FREE = 0,			/* slot unused */
+	KV_TOPIC_STARTING,			/* worker registered, not yet consuming */
+	KV_TOPIC_BOOTSTRAP,			/* replaying the log up to the target */
+	KV_TOPIC_READY,				/* serving reads and writes */
+	KV_TOPIC_ERROR				/* stopped; last_error says why */
+} KvTopicState;
+
+/*
+ * One attached topic.  The fields under "mutex" are small and change
+ * often; the index is protected by "lock" (see shmem.c for the protocol).
+ */
+typedef struct KvTopic
+{
+	char		name[KV_MAX_TOPIC_NAME + 1];	/* "" when the slot is free */
+	LWLock	   *lock;			/* protects index; worker holds it exclusively
+								 * while applying a batch */
+	ConditionVariable cv;		/* broadcast when applied or state changes */
+	pg_atomic_uint64 applied;	/* next offset to apply: every record below
+								 * it is in the index */
+
+	slock_t		mutex;			/* protects the fields below */
+	KvTopicState state;
+	pid_t		worker_pid;		/* 0 when no worker runs */
+	uint32		generation;		/* bumped each time the index is rebuilt */
+	int64		end_offset;		/* end of the log last seen by the worker */
+	int64		bootstrap_target;	/* end of the log when bootstrap began */
+	int64		bootstrap_from;	/* log start when bootstrap began */
+	TimestampTz bootstrap_start;
+	TimestampTz bootstrap_end;	/* 0 while bootstrapping */
+	uint64		records;		/* records applied since the worker started */
+	uint64		writes;			/* writes made through this server */
+	uint64		skipped;		/* records without a key, skipped */
+	int			error_code;		/* SQLSTATE of last_error in state ERROR */
+	char		last_error[KV_MAX_ERROR_TEXT];
+
+	KvIndex		index;			/* protected by lock */
+} KvTopic;
+
+/* in kvstore.c */
+extern char *kvstore_brokers;
+extern int	kvstore_shared_memory;
+extern int	kvstore_max_topics;
+extern char *kvstore_topics;
+extern int	kvstore_replication_factor;
+extern int	kvstore_write_timeout;
+extern void KvCheckLoaded(void);
+
+/* in functions.c: SQL-callable, declared by PG_FUNCTION_INFO_V1 */
+
+/* in record.c */
+extern void KvRecordCheckTopicName(const char *topic);
+extern void KvRecordCheck(const char *topic, const KvRecord *rec);
+extern KvRecord KvRecordFromBytes(const char *key, uint32 keylen,
+								  const char *value, uint32 vallen, bool tombstone);
+
+/* in producer.c */
+struct rd_kafka_conf_s;
+extern struct rd_kafka_conf_s *KvKafkaConfNew(const char *role);
+extern const char *KvKafkaLastLog(void);
+extern int64 KvProducerPut(KvTopic *topic, const KvRecord *rec);
+extern int64 KvProducerPutMany(KvTopic *topic, const KvRecord *recs, int nrecs);
+extern int64 KvProducerEndOffset(const char *topic);
+extern void KvProducerEnsureTopic(const char *topic);
+extern int	KvKafkaSqlstate(int kafka_error);
+
+/* in worker.c */
+extern KvTopic *KvWorkerAttach(const char *topic);
+extern void KvLauncherRegister(void);
+extern PGDLLEXPORT void kvstore_worker_main(Datum main_arg);
+extern PGDLLEXPORT void kvstore_launcher_main(Datum main_arg);
+
+/* in shmem.c */
+extern Size KvShmemSize(void);
+extern void KvShmemRequest(void);
+extern void KvShmemStartup(void);
+extern dsa_area *KvShmemArea(void);
+extern KvTopic *KvTopicFind(const char *name);
+extern KvTopic *KvTopicClaim(const char *name, bool *claimed);
+extern void KvTopicRelease(KvTopic *topic);
+extern KvTopic *KvTopicByIndex(int i);
+extern void KvTopicSetError(KvTopic *topic, int sqlstate,
+							const char *fmt,...) pg_attribute_printf(3, 4);
+extern void KvTopicWaitReady(KvTopic *topic);
+extern void KvTopicWaitApplied(KvTopic *topic, int64 offset);
+
+/* in index.c: caller holds topic->lock as stated at each function */
+extern void KvIndexInit(KvIndex *index);
+extern bool KvIndexApply(dsa_area *area, KvIndex *index,
+						 const KvRecord *rec, int64 offset);
+extern void KvIndexClear(dsa_area *area, KvIndex *index);
+extern bool KvIndexLookup(dsa_area *area, KvIndex *index,
+						  const char *key, uint32 keylen, KvEntryView *view);
+extern dsa_pointer KvIndexSeek(dsa_area *area, KvIndex *index,
+							   const char *key, uint32 keylen, bool inclusive);
+extern dsa_pointer KvIndexNext(dsa_area *area, dsa_pointer entry);
+extern void KvIndexView(dsa_area *area, dsa_pointer entry, KvEntryView *view);
+
+#endif							/* KVSTORE_H */

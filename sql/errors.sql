@@ -2,15 +2,18 @@
 -- kvstore errors: each bad input gets its SQLSTATE and a message naming
 -- the topic; nothing is sent.
 --
+SELECT 'kverr_' || md5(random()::text || clock_timestamp()::text) AS t \gset
+
+-- Run a query; show its SQLSTATE and message, the topic name masked
 CREATE FUNCTION pg_temp.try(query text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
     EXECUTE query;
     RETURN 'no error';
 EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
+    RETURN SQLSTATE || ': ' ||
+        replace(SQLERRM, current_setting('kvtest.topic'), '<topic>');
 END $$;
-
-SELECT 'kverr_' || md5(random()::text || clock_timestamp()::text) AS t \gset
+SELECT set_config('kvtest.topic', :'t', false) IS NOT NULL AS masked;
 SELECT kv_put(:'t', 'k', 'v') >= 0 AS attached;
 
 -- ===================================================================
@@ -20,6 +23,7 @@ SELECT pg_temp.try($$SELECT kv_put(NULL, 'k', 'v')$$);
 SELECT pg_temp.try(format($$SELECT kv_put(%L, NULL::text, 'v')$$, :'t'));
 SELECT pg_temp.try(format($$SELECT kv_put(%L, 'k', NULL::text)$$, :'t'));
 SELECT pg_temp.try(format($$SELECT kv_put(%L, '', 'v')$$, :'t'));
+SELECT pg_temp.try(format($$SELECT kv_exists(%L, '')$$, :'t'));
 SELECT pg_temp.try(format($$SELECT kv_put(%L, ''::bytea, '\x00'::bytea)$$, :'t'));
 SELECT pg_temp.try(format($$SELECT kv_get(%L, '')$$, :'t'));
 SELECT pg_temp.try(format($$SELECT kv_delete(%L, NULL::text)$$, :'t'));

@@ -12,7 +12,8 @@ SELECT kv_put(:'t', 'user:1', 'alice') >= 0 AS put;
 SELECT kv_get(:'t', 'user:1');
 SELECT kv_exists(:'t', 'user:1'), kv_exists(:'t', 'user:404');
 SELECT kv_get(:'t', 'user:404') IS NULL AS absent;
-SELECT kv_put(:'t', 'user:1', 'alicia') > kv_put(:'t', 'user:2', 'bob') AS later_offset_is_higher;
+SELECT kv_put(:'t', 'user:1', 'alicia') AS first_offset \gset
+SELECT kv_put(:'t', 'user:2', 'bob') > :first_offset AS later_offset_is_higher;
 SELECT kv_get(:'t', 'user:1');
 SELECT kv_delete(:'t', 'user:1') >= 0 AS deleted;
 SELECT kv_get(:'t', 'user:1') IS NULL AS gone, kv_exists(:'t', 'user:1');

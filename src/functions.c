@@ -101,6 +101,10 @@ bytes_arg(FunctionCallInfo fcinfo, int argno, const char *what, KvTopic *topic)
 				 errmsg("%s for topic \"%s\" must not be NULL", what, topic->name),
 				 strcmp(what, "value") == 0 ?
 				 errhint("Use kv_delete to delete a key.") : 0));
+	if (strcmp(what, "key") == 0 && VARSIZE_ANY_EXHDR(PG_GETARG_BYTEA_PP(argno)) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("key for topic \"%s\" must not be empty", topic->name)));
 	return PG_GETARG_BYTEA_PP(argno);
 }
 

@@ -40,6 +40,9 @@
 /* Longest a metadata or admin request may take */
 #define KV_ADMIN_TIMEOUT_MS 10000
 
+/* Longest librdkafka call between two checks for cancel */
+#define KV_POLL_MS 250
+
 /* Outcome of the records of the request in progress */
 typedef struct KvDelivery
 {
@@ -364,7 +367,7 @@ wait_delivered(rd_kafka_t *rk, const char *topic)
 					 kv_last_log[0] ? errcontext("last Kafka log: %s", kv_last_log) : 0,
 					 errhint("Check that the brokers in kvstore.brokers (\"%s\") are reachable.",
 							 kvstore_brokers)));
-		rd_kafka_poll(rk, 100);
+		rd_kafka_poll(rk, KV_POLL_MS);
 	}
 }
 
@@ -541,9 +544,13 @@ KvProducerEndOffset(const char *topic)
 	int64_t		low;
 	int64_t		high;
 	rd_kafka_resp_err_t err;
+	TimestampTz deadline;
 
-	err = rd_kafka_query_watermark_offsets(rk, topic, 0, &low, &high,
-										   KV_ADMIN_TIMEOUT_MS);
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), KV_ADMIN_TIMEOUT_MS);
+	while ((err = rd_kafka_query_watermark_offsets(rk, topic, 0, &low, &high,
+												   KV_POLL_MS)) == RD_KAFKA_RESP_ERR__TIMED_OUT &&
+		   GetCurrentTimestamp() < deadline)
+		CHECK_FOR_INTERRUPTS();
 	if (err)
 		ereport(ERROR,
 				(errcode(KvKafkaSqlstate(err)),
@@ -571,7 +578,7 @@ wait_admin_event(rd_kafka_queue_t *queue, const char *topic)
 						 errmsg("timed out waiting for Kafka at \"%s\" to describe topic \"%s\"",
 								kvstore_brokers, topic),
 						 kv_last_log[0] ? errdetail_internal("%s", kv_last_log) : 0));
-			event = rd_kafka_queue_poll(queue, 100);
+			event = rd_kafka_queue_poll(queue, KV_POLL_MS);
 		}
 	}
 	PG_CATCH();
@@ -592,9 +599,15 @@ topic_partitions(rd_kafka_t *rk, const char *topic)
 	const struct rd_kafka_metadata *md;
 	rd_kafka_resp_err_t err;
 	int			partitions;
+	TimestampTz deadline;
 
-	err = rd_kafka_metadata(rk, 0, rkt, &md, KV_ADMIN_TIMEOUT_MS);
+	/* Short tries, so that cancel and statement_timeout are served */
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), KV_ADMIN_TIMEOUT_MS);
+	while ((err = rd_kafka_metadata(rk, 0, rkt, &md, KV_POLL_MS)) == RD_KAFKA_RESP_ERR__TIMED_OUT &&
+		   GetCurrentTimestamp() < deadline && !QueryCancelPending && !ProcDiePending)
+		;
 	rd_kafka_topic_destroy(rkt);
+	CHECK_FOR_INTERRUPTS();
 	if (err)
 		ereport(ERROR,
 				(errcode(KvKafkaSqlstate(err)),

@@ -69,6 +69,8 @@ static void bootstrap_begin(int64 low, int64 high);
 static bool apply_batch(rd_kafka_message_t **msgs, int n);
 static void publish(int64 position, bool at_eof);
 static void out_of_memory(void);
+static bool bootstrapping(void);
+static int64 consumer_position(const char *name);
 
 /*
  * KvWorkerAttach
@@ -342,6 +344,33 @@ publish(int64 position, bool at_eof)
 		ConditionVariableBroadcast(&my_topic->cv);
 }
 
+/* The consumer's position: the next offset it will fetch */
+static int64
+consumer_position(const char *name)
+{
+	rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
+	int64		position = -1;
+
+	rd_kafka_topic_partition_list_add(parts, name, 0);
+	if (rd_kafka_position(my_consumer, parts) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+		parts->elems[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		position = parts->elems[0].offset;
+	rd_kafka_topic_partition_list_destroy(parts);
+	return position;
+}
+
+/* Whether the bootstrap is still under way */
+static bool
+bootstrapping(void)
+{
+	bool		result;
+
+	SpinLockAcquire(&my_topic->mutex);
+	result = my_topic->state == KV_TOPIC_BOOTSTRAP;
+	SpinLockRelease(&my_topic->mutex);
+	return result;
+}
+
 /* The index no longer fits: empty it and stop for good */
 static void
 out_of_memory(void)
@@ -503,20 +532,22 @@ kvstore_worker_main(Datum main_arg)
 	}
 	bootstrap_begin(low, high);
 
-	parts = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(parts, name, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
-	err = rd_kafka_assign(my_consumer, parts);
-	rd_kafka_topic_partition_list_destroy(parts);
-	if (err)
-		worker_fail("could not assign the partition: %s", rd_kafka_err2str(err));
-
-	/* librdkafka writes to the pipe when the queue turns non-empty */
+	/* librdkafka writes to the pipe when the queue turns non-empty;
+	 * enabled before the assignment, so that no record arrives unannounced */
 	if (pipe(pipefd) != 0 ||
 		fcntl(pipefd[0], F_SETFL, O_NONBLOCK) != 0 ||
 		fcntl(pipefd[1], F_SETFL, O_NONBLOCK) != 0)
 		elog(ERROR, "could not create pipe: %m");
 	queue = rd_kafka_queue_get_consumer(my_consumer);
 	rd_kafka_queue_io_event_enable(queue, pipefd[1], "1", 1);
+
+	parts = rd_kafka_topic_partition_list_new(1);
+	/* From the log start just read: no offset look-up before the first fetch */
+	rd_kafka_topic_partition_list_add(parts, name, 0)->offset = low;
+	err = rd_kafka_assign(my_consumer, parts);
+	rd_kafka_topic_partition_list_destroy(parts);
+	if (err)
+		worker_fail("could not assign the partition: %s", rd_kafka_err2str(err));
 
 	waitset = CreateWaitEventSet(TopMemoryContext, 3);
 	AddWaitEventToSet(waitset, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
@@ -562,7 +593,16 @@ kvstore_worker_main(Datum main_arg)
 			continue;
 		}
 
-		(void) WaitEventSetWait(waitset, 1000L, &event, 1, PG_WAIT_EXTENSION);
+		/*
+		 * Right after the assignment librdkafka does not always announce
+		 * the first records on the pipe; poll briskly until the bootstrap
+		 * is done.
+		 */
+		/* The position may have moved past transaction markers */
+		publish(consumer_position(name), false);
+
+		(void) WaitEventSetWait(waitset, bootstrapping() ? 10L : 1000L,
+								&event, 1, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		while (read(pipefd[0], drain, sizeof(drain)) > 0)
 			;

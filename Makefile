@@ -7,6 +7,10 @@ OBJS = src/kvstore.o src/functions.o src/record.o src/producer.o \
 DATA = $(wildcard sql/kvstore--*.sql)
 PGFILEDESC = "kvstore - compacted Kafka topics as key-value stores"
 
+# pg_regress tests, in run order (test/check.sh runs them, see README)
+REGRESS = setup functions errors
+REGRESS_OPTS = --dbname=contrib_regression
+
 PG_CPPFLAGS = $(shell pkg-config --cflags rdkafka)
 SHLIB_LINK = $(shell pkg-config --libs rdkafka)
 

@@ -62,6 +62,38 @@ _PG_init(void)
 							   0,
 							   NULL, NULL, NULL);
 
+	DefineCustomIntVariable("kvstore.replication_factor",
+							"Sets the replication factor of the topics kvstore creates.",
+							"-1 uses the broker's default.replication.factor.",
+							&kvstore_replication_factor,
+							-1,
+							-1,
+							32767,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("kvstore.write_timeout",
+							"Sets the longest a write or a read waits for Kafka and for the local index.",
+							"0 waits without limit; statement_timeout still applies.",
+							&kvstore_write_timeout,
+							30000,
+							0,
+							INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	/*
+	 * Settings that size shared memory or start workers exist only when
+	 * preloading: they cannot be defined once the server runs.
+	 */
+	if (!process_shared_preload_libraries_in_progress)
+	{
+		MarkGUCPrefixReserved("kvstore");
+		return;
+	}
+
 	DefineCustomIntVariable("kvstore.shared_memory",
 							"Sets the shared memory available to the indexes of all topics.",
 							"Running out puts the topic that needed more into an error state.",
@@ -93,32 +125,7 @@ _PG_init(void)
 							   GUC_LIST_INPUT,
 							   NULL, NULL, NULL);
 
-	DefineCustomIntVariable("kvstore.replication_factor",
-							"Sets the replication factor of the topics kvstore creates.",
-							"-1 uses the broker's default.replication.factor.",
-							&kvstore_replication_factor,
-							-1,
-							-1,
-							32767,
-							PGC_SUSET,
-							0,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("kvstore.write_timeout",
-							"Sets the longest a write or a read waits for Kafka and for the local index.",
-							"0 waits without limit; statement_timeout still applies.",
-							&kvstore_write_timeout,
-							30000,
-							0,
-							INT_MAX,
-							PGC_USERSET,
-							GUC_UNIT_MS,
-							NULL, NULL, NULL);
-
 	MarkGUCPrefixReserved("kvstore");
-
-	if (!process_shared_preload_libraries_in_progress)
-		return;
 
 	loaded_at_startup = true;
 

@@ -396,11 +396,13 @@ KvTopicWaitApplied(KvTopic *topic, int64 offset)
 	{
 		KvTopicState state;
 		char		error[KV_MAX_ERROR_TEXT];
+		int			error_code;
 		int64		timeout;
 
 		SpinLockAcquire(&topic->mutex);
 		state = topic->state;
 		strlcpy(error, topic->last_error, sizeof(error));
+		error_code = topic->error_code;
 		SpinLockRelease(&topic->mutex);
 
 		if (state == KV_TOPIC_READY &&
@@ -408,10 +410,10 @@ KvTopicWaitApplied(KvTopic *topic, int64 offset)
 			break;
 		if (state == KV_TOPIC_ERROR || state == KV_TOPIC_FREE)
 			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					(errcode(error_code ? error_code : ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("topic \"%s\" stopped before applying offset " INT64_FORMAT,
 							topic->name, offset),
-					 errdetail("The record is in Kafka at offset " INT64_FORMAT " and will become visible once the topic is attached again.",
+					 errdetail("The record is stored in Kafka at offset " INT64_FORMAT ".",
 							   offset),
 					 error[0] ? errcontext("last error of topic \"%s\": %s",
 										   topic->name, error) : 0));

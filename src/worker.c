@@ -59,14 +59,23 @@
 /* Seconds before the postmaster restarts a worker that died */
 #define KV_RESTART_SECONDS 1
 
+/* What applying a batch came to */
+typedef enum KvApplyResult
+{
+	KV_APPLIED,					/* all applied, position published */
+	KV_REBUILD,					/* the log changed under the index */
+	KV_OUT_OF_MEMORY			/* the index does not fit */
+} KvApplyResult;
+
 static KvTopic *my_topic = NULL;
 static rd_kafka_t *my_consumer = NULL;
+static rd_kafka_queue_t *my_queue = NULL;	/* its consumer queue */
 
 static void worker_exit(int code, Datum arg);
 static void worker_fail(const char *fmt,...) pg_attribute_printf(1, 2);
 static rd_kafka_t *consumer_create(void);
 static void bootstrap_begin(int64 low, int64 high);
-static bool apply_batch(rd_kafka_message_t **msgs, int n);
+static KvApplyResult apply_batch(rd_kafka_message_t **msgs, int n);
 static void publish(int64 position, bool at_eof);
 static void out_of_memory(void);
 static bool bootstrapping(void);
@@ -217,6 +226,12 @@ kvstore_launcher_main(Datum main_arg)
 static void
 worker_exit(int code, Datum arg)
 {
+	/* The consumer does not close while its queue is referenced */
+	if (my_queue != NULL)
+	{
+		rd_kafka_queue_destroy(my_queue);
+		my_queue = NULL;
+	}
 	if (my_consumer != NULL)
 	{
 		rd_kafka_consumer_close(my_consumer);
@@ -393,10 +408,10 @@ out_of_memory(void)
 /*
  * Apply a batch of messages under one hold of the topic lock.
  *
- * Returns false when the position went backwards or vanished: the index
- * must be rebuilt.
+ * The caller destroys the messages, then acts on the result: the consumer
+ * cannot be closed while a message is alive.
  */
-static bool
+static KvApplyResult
 apply_batch(rd_kafka_message_t **msgs, int n)
 {
 	dsa_area   *area = KvShmemArea();
@@ -455,7 +470,7 @@ apply_batch(rd_kafka_message_t **msgs, int n)
 	LWLockRelease(my_topic->lock);
 
 	if (oom)
-		out_of_memory();
+		return KV_OUT_OF_MEMORY;
 
 	SpinLockAcquire(&my_topic->mutex);
 	my_topic->records += applied;
@@ -465,9 +480,9 @@ apply_batch(rd_kafka_message_t **msgs, int n)
 	SpinLockRelease(&my_topic->mutex);
 
 	if (rebuild)
-		return false;
+		return KV_REBUILD;
 	publish(position, at_eof);
-	return true;
+	return KV_APPLIED;
 }
 
 /*
@@ -481,7 +496,6 @@ kvstore_worker_main(Datum main_arg)
 	bool		claimed;
 	int			pipefd[2];
 	WaitEventSet *waitset;
-	rd_kafka_queue_t *queue;
 	rd_kafka_topic_partition_list_t *parts;
 	rd_kafka_message_t *msgs[KV_APPLY_BATCH];
 	rd_kafka_resp_err_t err;
@@ -538,8 +552,8 @@ kvstore_worker_main(Datum main_arg)
 		fcntl(pipefd[0], F_SETFL, O_NONBLOCK) != 0 ||
 		fcntl(pipefd[1], F_SETFL, O_NONBLOCK) != 0)
 		elog(ERROR, "could not create pipe: %m");
-	queue = rd_kafka_queue_get_consumer(my_consumer);
-	rd_kafka_queue_io_event_enable(queue, pipefd[1], "1", 1);
+	my_queue = rd_kafka_queue_get_consumer(my_consumer);
+	rd_kafka_queue_io_event_enable(my_queue, pipefd[1], "1", 1);
 
 	parts = rd_kafka_topic_partition_list_new(1);
 	/* From the log start just read: no offset look-up before the first fetch */
@@ -573,21 +587,22 @@ kvstore_worker_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
-		n = rd_kafka_consume_batch_queue(queue, 0, msgs, KV_APPLY_BATCH);
+		n = rd_kafka_consume_batch_queue(my_queue, 0, msgs, KV_APPLY_BATCH);
 		if (n > 0)
 		{
-			bool		ok = apply_batch(msgs, (int) n);
+			KvApplyResult result = apply_batch(msgs, (int) n);
 
 			for (ssize_t i = 0; i < n; i++)
 				rd_kafka_message_destroy(msgs[i]);
-			if (!ok)
+			if (result == KV_OUT_OF_MEMORY)
+				out_of_memory();
+			if (result == KV_REBUILD)
 			{
 				char		error[KV_MAX_ERROR_TEXT];
 
 				SpinLockAcquire(&my_topic->mutex);
 				strlcpy(error, my_topic->last_error, sizeof(error));
 				SpinLockRelease(&my_topic->mutex);
-				rd_kafka_queue_destroy(queue);
 				worker_fail("the log changed under the index (%s); rebuilding", error);
 			}
 			continue;
@@ -608,7 +623,6 @@ kvstore_worker_main(Datum main_arg)
 			;
 	}
 
-	rd_kafka_queue_destroy(queue);
 	/* Restarted unless the server is shutting down */
 	proc_exit(1);
 }

@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+#
+# kafka.sh: fetch Apache Kafka from Maven Central and run throwaway KRaft
+# brokers on 127.0.0.1, each node a combined broker and controller.
+#
+#   kafka.sh fetch                 jars into .kafka/libs (skipped when there)
+#   kafka.sh start DIR [NODES]     start NODES (1 or 3) nodes, data in DIR;
+#                                  prints the bootstrap servers
+#   kafka.sh stop DIR              stop every node of DIR
+#   kafka.sh stop-node DIR N       stop node N (1-based) cleanly
+#   kafka.sh kill-node DIR N       kill node N (SIGKILL)
+#   kafka.sh start-node DIR N      start node N again and wait for it
+#   kafka.sh bootstrap DIR         print the bootstrap servers
+#   kafka.sh topics DIR ARGS...    run kafka-topics (TopicCommand) on DIR
+#
+# Ports are chosen free at start.  KAFKA_LIBS overrides the jar folder.
+#
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+libs=${KAFKA_LIBS:-$root/.kafka/libs}
+start_timeout=${KAFKA_START_TIMEOUT:-60}
+
+die() { echo "kafka.sh: $*" >&2; exit 1; }
+
+# A TCP port nobody listens on now
+free_port() {
+	perl -MIO::Socket::INET -e \
+		'print IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1", LocalPort => 0, ReuseAddr => 1)->sockport'
+}
+
+fetch() {
+	if [ -n "$(ls "$libs"/kafka_2.13-*.jar 2>/dev/null)" ]; then
+		return 0
+	fi
+	mkdir -p "$root/.kafka"
+	mvn -B -q -f "$here/pom.xml" -Dmaven.repo.local="$root/.kafka/m2" \
+		dependency:copy-dependencies -DincludeScope=runtime \
+		-DoutputDirectory="$libs.partial"
+	rm -rf "$libs"
+	mv "$libs.partial" "$libs"
+}
+
+# Run a Kafka class; replaces the calling shell, so call it in a subshell
+java_cmd() {
+	local dir=$1
+	shift
+	exec java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
+		-Dlog4j.configuration="file:$dir/log4j.properties" \
+		-Dkafka.logs.dir="$dir" -cp "$libs/*" "$@"
+}
+
+# Write the configuration of node $2 of a cluster of $3 in $1
+write_config() {
+	local dir=$1 id=$2 nodes=$3 voters=$4 port=$5 cport=$6
+	local rf=1 isr=1
+	if [ "$nodes" -ge 3 ]; then rf=3; isr=2; fi
+	mkdir -p "$dir/data"
+	cat > "$dir/server.properties" <<CONF
+process.roles=broker,controller
+node.id=$id
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$dir/data
+num.partitions=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=$rf
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$isr
+transaction.state.log.num.partitions=1
+default.replication.factor=$rf
+min.insync.replicas=$isr
+group.initial.rebalance.delay.ms=0
+log.cleaner.backoff.ms=1000
+CONF
+	cat > "$dir/log4j.properties" <<'CONF'
+log4j.rootLogger=INFO, file
+log4j.appender.file=org.apache.log4j.FileAppender
+log4j.appender.file.File=${kafka.logs.dir}/server.log
+log4j.appender.file.layout=org.apache.log4j.PatternLayout
+log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka=INFO
+log4j.logger.org.apache.kafka=INFO
+CONF
+	echo "$port" > "$dir/port"
+}
+
+start_node_process() {
+	local node=$1
+	[ -f "$node/pid" ] && kill -0 "$(cat "$node/pid")" 2>/dev/null && return 0
+	(java_cmd "$node" kafka.Kafka "$node/server.properties") > "$node/stdout.log" 2>&1 &
+	echo $! > "$node/pid"
+}
+
+# Wait until the brokers of $1 answer metadata requests with $2 brokers
+wait_ready() {
+	local bootstrap=$1 want=$2 logs=$3 deadline=$((SECONDS + start_timeout))
+	while [ $SECONDS -lt $deadline ]; do
+		if kcat -b "$bootstrap" -L -m 2 2>/dev/null | grep -q "^ *$want brokers:"; then
+			return 0
+		fi
+		sleep 0.3
+	done
+	for log in $logs; do
+		echo "---- $log" >&2
+		tail -n 40 "$log" >&2 || true
+	done
+	die "brokers at $bootstrap did not come up within ${start_timeout}s"
+}
+
+bootstrap_of() { cat "$1/bootstrap"; }
+
+node_logs() { ls "$1"/node*/server.log "$1"/node*/stdout.log 2>/dev/null | tr '\n' ' '; }
+
+start() {
+	local dir=$1 nodes=${2:-1} voters="" i
+	[ "$nodes" = 1 ] || [ "$nodes" = 3 ] || die "NODES must be 1 or 3"
+	[ -d "$libs" ] || die "no Kafka jars in $libs: run kafka.sh fetch"
+	mkdir -p "$dir"
+	# Command-line tools run in $dir log warnings only, to stderr
+	printf '%s\n' 'log4j.rootLogger=WARN, stderr' \
+		'log4j.appender.stderr=org.apache.log4j.ConsoleAppender' \
+		'log4j.appender.stderr.Target=System.err' \
+		'log4j.appender.stderr.layout=org.apache.log4j.PatternLayout' \
+		'log4j.appender.stderr.layout.ConversionPattern=%p %m%n' > "$dir/log4j.properties"
+	local ports=() cports=()
+	for i in $(seq 1 "$nodes"); do
+		ports+=("$(free_port)")
+		cports+=("$(free_port)")
+		voters="${voters:+$voters,}$i@127.0.0.1:${cports[$((i - 1))]}"
+	done
+	local cluster_id
+	cluster_id=$( (java_cmd "$dir" kafka.tools.StorageTool random-uuid) 2>/dev/null | tail -n 1)
+	local bootstrap=""
+	for i in $(seq 1 "$nodes"); do
+		local node="$dir/node$i"
+		write_config "$node" "$i" "$nodes" "$voters" "${ports[$((i - 1))]}" "${cports[$((i - 1))]}"
+		(java_cmd "$node" kafka.tools.StorageTool format -t "$cluster_id" \
+			-c "$node/server.properties") > "$node/format.log" 2>&1 ||
+			{ cat "$node/format.log" >&2; die "could not format node $i"; }
+		bootstrap="${bootstrap:+$bootstrap,}127.0.0.1:${ports[$((i - 1))]}"
+	done
+	echo "$bootstrap" > "$dir/bootstrap"
+	echo "$nodes" > "$dir/nodes"
+	for i in $(seq 1 "$nodes"); do
+		start_node_process "$dir/node$i"
+	done
+	wait_ready "$bootstrap" "$nodes" "$(node_logs "$dir")"
+	echo "$bootstrap"
+}
+
+stop_node() {
+	local node=$1 signal=${2:-TERM} pid
+	[ -f "$node/pid" ] || return 0
+	pid=$(cat "$node/pid")
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -"$signal" "$pid" 2>/dev/null || true
+		for _ in $(seq 1 150); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.2
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	rm -f "$node/pid"
+}
+
+stop() {
+	local dir=$1 node
+	for node in "$dir"/node*; do
+		[ -d "$node" ] && stop_node "$node" TERM
+	done
+	return 0
+}
+
+start_node() {
+	local dir=$1 n=$2
+	start_node_process "$dir/node$n"
+	wait_ready "127.0.0.1:$(cat "$dir/node$n/port")" "$(cat "$dir/nodes")" "$dir/node$n/server.log"
+}
+
+topics() {
+	local dir=$1
+	shift
+	(java_cmd "$dir" org.apache.kafka.tools.TopicCommand --bootstrap-server "$(bootstrap_of "$dir")" "$@")
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+	fetch) fetch ;;
+	start) start "$@" ;;
+	stop) stop "$@" ;;
+	stop-node) stop_node "$1/node$2" TERM ;;
+	kill-node) stop_node "$1/node$2" KILL ;;
+	start-node) start_node "$@" ;;
+	bootstrap) bootstrap_of "$@" ;;
+	topics) topics "$@" ;;
+	*) sed -n '3,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac

@@ -1,0 +1,111 @@
+# lib.sh: shared steps of test/check.sh and test/demo.sh (sourced, bash).
+#
+# Everything runs on a fresh Debian 12 machine as root: packages are
+# installed, the extension is built and installed, Kafka's jars fetched;
+# servers then run as the unprivileged user $KV_USER, because PostgreSQL
+# refuses to run as root.
+
+KV_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+KV_USER=${KV_USER:-kvstore}
+KV_PGBIN=${KV_PGBIN:-/usr/lib/postgresql/15/bin}
+KV_PGXS=$(dirname "$KV_PGBIN")/lib/pgxs
+KV_KAFKA="$KV_ROOT/test/kafka/kafka.sh"
+
+kv_log() { printf 'kvstore: %s\n' "$*" >&2; }
+
+# kv_timed LABEL COMMAND...: run COMMAND, then print how long it took
+kv_timed() {
+	local label=$1 start=$SECONDS
+	shift
+	"$@"
+	printf 'timing: %-16s %3ds\n' "$label" $((SECONDS - start)) >&2
+}
+
+# Debian packages the build and the tests need; installs only what is missing
+kv_install_packages() {
+	local wanted="postgresql-15 postgresql-server-dev-15 librdkafka-dev pkg-config
+		postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
+		kcat openjdk-17-jre-headless maven make gcc"
+	local missing=() p
+	for p in $wanted; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+	done
+	if [ ${#missing[@]} -gt 0 ]; then
+		kv_log "installing ${missing[*]}"
+		apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+	fi
+}
+
+# The unprivileged user that runs the servers
+kv_ensure_user() {
+	id "$KV_USER" >/dev/null 2>&1 ||
+		useradd --system --create-home --shell /bin/bash "$KV_USER"
+}
+
+kv_as_user() { runuser -u "$KV_USER" -- "$@"; }
+
+# Build with warnings as errors, install into the server
+kv_build() {
+	make -C "$KV_ROOT" -s clean >/dev/null
+	make -C "$KV_ROOT" -s PG_CFLAGS="-Werror" >/dev/null
+	make -C "$KV_ROOT" -s install >/dev/null
+}
+
+kv_fetch_kafka() {
+	"$KV_KAFKA" fetch
+	chmod -R a+rX "$KV_ROOT/.kafka"
+}
+
+# A folder for one run, owned by $KV_USER; holds a copy of the test files
+# so that the user need not read the checkout
+kv_make_workdir() {
+	local dir
+	dir=$(mktemp -d "${TMPDIR:-/tmp}/kvstore-$1.XXXXXX")
+	mkdir -p "$dir/src"
+	cp -r "$KV_ROOT/Makefile" "$KV_ROOT/kvstore.control" "$KV_ROOT/sql" \
+		"$KV_ROOT/expected" "$KV_ROOT/test" "$dir/src/"
+	chown -R "$KV_USER" "$dir"
+	echo "$dir"
+}
+
+kv_kafka_start() {
+	local dir=$1 nodes=${2:-1}
+	kv_as_user env KAFKA_LIBS="$KV_ROOT/.kafka/libs" "$KV_KAFKA" start "$dir" "$nodes" >/dev/null
+	cat "$dir/bootstrap"
+}
+
+kv_kafka_stop() {
+	[ -d "$1" ] && kv_as_user env KAFKA_LIBS="$KV_ROOT/.kafka/libs" "$KV_KAFKA" stop "$1" || true
+}
+
+kv_free_port() {
+	perl -MIO::Socket::INET -e \
+		'print IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1", LocalPort => 0, ReuseAddr => 1)->sockport'
+}
+
+# kv_pg_start DIR BROKERS: a PostgreSQL cluster with kvstore, on a free
+# port; prints the port.  Its socket is in DIR.
+kv_pg_start() {
+	local dir=$1 brokers=$2 port
+	port=$(kv_free_port)
+	kv_as_user "$KV_PGBIN/initdb" -D "$dir/data" -A trust -U postgres --no-sync >/dev/null
+	cat >> "$dir/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$dir'
+shared_preload_libraries = 'kvstore'
+kvstore.brokers = '$brokers'
+max_worker_processes = 32
+max_connections = 120
+fsync = off
+CONF
+	kv_as_user "$KV_PGBIN/pg_ctl" -D "$dir/data" -l "$dir/postgresql.log" -w start >/dev/null ||
+		{ cat "$dir/postgresql.log" >&2; return 1; }
+	echo "$port"
+}
+
+kv_pg_stop() {
+	[ -f "$1/data/postmaster.pid" ] &&
+		kv_as_user "$KV_PGBIN/pg_ctl" -D "$1/data" -m fast -w stop >/dev/null || true
+}

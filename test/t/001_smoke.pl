@@ -1,0 +1,31 @@
+# The test bed works: kvstore loads, a record written through Kafka from
+# inside PostgreSQL comes back through the broker, and a server that did
+# not preload kvstore says how to fix it.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use KvstoreTest;
+
+my $node = kv_node('smoke');
+my $topic = kv_topic('smoke');
+
+is($node->safe_psql('postgres', "SELECT kv_put('$topic', 'hello', 'world')"),
+	'0', 'the first record of a new topic is at offset 0');
+is($node->safe_psql('postgres', "SELECT kv_get('$topic', 'hello')"),
+	'world', 'the record comes back through the broker');
+
+my $plain = kv_node('plain', preload => '', no_extension => 1);
+my ($ret, $stdout, $stderr) = $plain->psql('postgres',
+	'\set VERBOSITY verbose' . "\nCREATE EXTENSION kvstore");
+isnt($ret, 0, 'CREATE EXTENSION fails without shared_preload_libraries');
+like($stderr, qr/55000: kvstore must be loaded via shared_preload_libraries/,
+	'the error says what is missing, with SQLSTATE 55000');
+like($stderr, qr/HINT:  Add kvstore to shared_preload_libraries/,
+	'the hint says how to fix it');
+
+$node->stop;
+$plain->stop;
+done_testing();

@@ -84,10 +84,11 @@ kv_free_port() {
 		'print IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1", LocalPort => 0, ReuseAddr => 1)->sockport'
 }
 
-# kv_pg_start DIR BROKERS: a PostgreSQL cluster with kvstore, on a free
-# port; prints the port.  Its socket is in DIR.
+# kv_pg_start DIR BROKERS [SETTINGS]: a PostgreSQL cluster with kvstore, on
+# a free port, SETTINGS appended to its configuration; prints the port.
+# Its socket is in DIR.
 kv_pg_start() {
-	local dir=$1 brokers=$2 port
+	local dir=$1 brokers=$2 settings=${3:-} port
 	port=$(kv_free_port)
 	kv_as_user "$KV_PGBIN/initdb" -D "$dir/data" -A trust -U postgres --no-sync >/dev/null
 	cat >> "$dir/data/postgresql.conf" <<CONF
@@ -99,6 +100,7 @@ kvstore.brokers = '$brokers'
 max_worker_processes = 32
 max_connections = 120
 fsync = off
+$settings
 CONF
 	kv_as_user "$KV_PGBIN/pg_ctl" -D "$dir/data" -l "$dir/postgresql.log" -w start >/dev/null ||
 		{ cat "$dir/postgresql.log" >&2; return 1; }

@@ -35,7 +35,7 @@ fetch() {
 		return 0
 	fi
 	mkdir -p "$root/.kafka"
-	mvn -B -q -f "$here/pom.xml" -Dmaven.repo.local="$root/.kafka/m2" \
+	mvn -B -q -Dstyle.color=never -f "$here/pom.xml" -Dmaven.repo.local="$root/.kafka/m2" \
 		dependency:copy-dependencies -DincludeScope=runtime \
 		-DoutputDirectory="$libs.partial"
 	rm -rf "$libs"

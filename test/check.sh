@@ -11,6 +11,9 @@
 #   3. Perl TAP tests (test/t/) with PostgreSQL::Test::Cluster, which
 #      start their own servers and, for fault tests, a 3-node Kafka
 #
+# and, first, the unit test of the index structures (test/unit/), under
+# valgrind.
+#
 # Everything is stopped and removed at the end, also on failure or ^C.
 # Ends with one line "N passed, N failed"; exits non-zero on any failure.
 # Run as root: sudo test/check.sh
@@ -27,8 +30,9 @@ cleanup() {
 		kv_pg_stop "$work/pg"
 		# TAP tests stop their own servers; a killed run may leave some
 		pkill -u "$KV_USER" -f "$work/tap" 2>/dev/null || true
-		for k in "$work"/kafka "$work"/tap/kafka-*; do
-			[ -d "$k" ] && kv_kafka_stop "$k"
+		# Every Kafka of the run has a bootstrap file in its folder
+		find "$work" -name bootstrap -printf '%h\n' 2>/dev/null | while read -r k; do
+			kv_kafka_stop "$k"
 		done
 		rm -rf "$work"
 	fi
@@ -67,6 +71,20 @@ count_tap() {
 	passed=$((passed + total - bad))
 	failed=$((failed + bad))
 }
+
+# 0. unit test of the index, under valgrind
+start=$SECONDS
+set +e
+(make -s -C "$work/src/test/unit" test_index >/dev/null &&
+	cd "$work/src/test/unit" &&
+	prove --exec 'valgrind -q --error-exitcode=1 --leak-check=full' ./test_index) \
+	> "$work/unit.out" 2>&1
+rc=$?
+set -e
+cat "$work/unit.out"
+count_tap "$work/unit.out" $rc
+summary+="unit (valgrind): $(grep -oE 'Files=[0-9]+, Tests=[0-9]+' "$work/unit.out" || echo 'no summary'), result $([ $rc -eq 0 ] && echo PASS || echo FAIL)"$'\n'
+printf 'timing: %-16s %3ds\n' "unit" $((SECONDS - start)) >&2
 
 # 1. pg_regress
 start=$SECONDS

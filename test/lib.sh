@@ -25,7 +25,7 @@ kv_timed() {
 kv_install_packages() {
 	local wanted="postgresql-15 postgresql-server-dev-15 librdkafka-dev pkg-config
 		postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
-		kcat openjdk-17-jre-headless maven make gcc"
+		kcat openjdk-17-jre-headless maven make gcc valgrind"
 	local missing=() p
 	for p in $wanted; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -64,7 +64,7 @@ kv_make_workdir() {
 	dir=$(mktemp -d "${TMPDIR:-/tmp}/kvstore-$1.XXXXXX")
 	mkdir -p "$dir/src"
 	cp -r "$KV_ROOT/Makefile" "$KV_ROOT/kvstore.control" "$KV_ROOT/sql" \
-		"$KV_ROOT/expected" "$KV_ROOT/test" "$dir/src/"
+		"$KV_ROOT/src" "$KV_ROOT/expected" "$KV_ROOT/test" "$dir/src/"
 	chown -R "$KV_USER" "$dir"
 	echo "$dir"
 }

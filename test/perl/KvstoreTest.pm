@@ -18,6 +18,18 @@ use Test::More;
 our @EXPORT = qw(kv_node kv_topic kv_brokers kv_kafka kv_kcat_produce);
 
 my $topic_serial = 0;
+my @kafka_dirs;					# clusters this test started
+
+# Stop the clusters a test started, also when it dies
+END
+{
+	my $exit = $?;
+	for my $dir (@kafka_dirs)
+	{
+		IPC::Run::run([ $ENV{KVSTORE_KAFKA_SH}, 'stop', $dir ], '>', \my $out, '2>', \my $err);
+	}
+	$? = $exit;
+}
 
 # The bootstrap servers of the run's Kafka
 sub kv_brokers
@@ -63,6 +75,7 @@ sub kv_kafka
 	my $script = $ENV{KVSTORE_KAFKA_SH} or BAIL_OUT('KVSTORE_KAFKA_SH is not set');
 	my ($stdout, $stderr);
 	my $ok = IPC::Run::run([ $script, @args ], '>', \$stdout, '2>', \$stderr);
+	push @kafka_dirs, $args[1] if $args[0] eq 'start';
 	die "kafka.sh @args failed: $stderr" unless $ok;
 	chomp $stdout;
 	return $stdout;

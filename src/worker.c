@@ -285,7 +285,8 @@ consumer_create(void)
 		rd_kafka_conf_set(conf, "isolation.level", "read_committed", errstr, sizeof(errstr)) ||
 		rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, sizeof(errstr)) ||
 		rd_kafka_conf_set(conf, "auto.offset.reset", "error", errstr, sizeof(errstr)) ||
-		rd_kafka_conf_set(conf, "fetch.error.backoff.ms", "100", errstr, sizeof(errstr)))
+		rd_kafka_conf_set(conf, "fetch.error.backoff.ms", "100", errstr, sizeof(errstr)) ||
+		rd_kafka_conf_set(conf, "max.partition.fetch.bytes", "16777216", errstr, sizeof(errstr)))
 		elog(ERROR, "could not configure the consumer: %s", errstr);
 
 	rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));

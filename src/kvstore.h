@@ -142,6 +142,8 @@ extern KvRecord KvRecordFromBytes(const char *key, uint32 keylen,
 /* in producer.c */
 struct rd_kafka_conf_s;
 extern struct rd_kafka_conf_s *KvKafkaConfNew(const char *role);
+extern void KvKafkaConfSet(struct rd_kafka_conf_s *conf, const char *name,
+						   const char *value);
 extern const char *KvKafkaLastLog(void);
 extern int64 KvProducerPut(KvTopic *topic, const KvRecord *rec);
 extern int64 KvProducerPutMany(KvTopic *topic, const KvRecord *recs, int nrecs);

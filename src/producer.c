@@ -76,8 +76,6 @@ static void kv_log_cb(const rd_kafka_t *rk, int level, const char *fac,
 					  const char *buf);
 static void kv_dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
 						 void *opaque);
-static void kv_conf_set(rd_kafka_conf_t *conf, const char *name,
-						const char *value);
 static rd_kafka_t *get_producer(bool transactional);
 static void destroy_producers(int code, Datum arg);
 static void begin_request(void);
@@ -143,9 +141,12 @@ KvKafkaLastLog(void)
 	return kv_last_log;
 }
 
-/* Set one property; the names and values here are ours, so failure is a bug */
-static void
-kv_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value)
+/*
+ * KvKafkaConfSet
+ *		Set one librdkafka property, raising an error if it is refused.
+ */
+void
+KvKafkaConfSet(rd_kafka_conf_t *conf, const char *name, const char *value)
 {
 	char		errstr[256];
 
@@ -170,11 +171,11 @@ KvKafkaConfNew(const char *role)
 	char		client_id[64];
 
 	snprintf(client_id, sizeof(client_id), "kvstore-%s", role);
-	kv_conf_set(conf, "bootstrap.servers", kvstore_brokers);
-	kv_conf_set(conf, "client.id", client_id);
-	kv_conf_set(conf, "log.queue", "true");
-	kv_conf_set(conf, "reconnect.backoff.max.ms", "1000");
-	kv_conf_set(conf, "allow.auto.create.topics", "false");
+	KvKafkaConfSet(conf, "bootstrap.servers", kvstore_brokers);
+	KvKafkaConfSet(conf, "client.id", client_id);
+	KvKafkaConfSet(conf, "log.queue", "true");
+	KvKafkaConfSet(conf, "reconnect.backoff.max.ms", "1000");
+	KvKafkaConfSet(conf, "allow.auto.create.topics", "false");
 	rd_kafka_conf_set_log_cb(conf, kv_log_cb);
 	return conf;
 }
@@ -225,20 +226,20 @@ get_producer(bool transactional)
 	}
 
 	conf = KvKafkaConfNew(transactional ? "txn" : "producer");
-	kv_conf_set(conf, "enable.idempotence", "true");
-	kv_conf_set(conf, "acks", "all");
-	kv_conf_set(conf, "linger.ms", transactional ? "5" : "0");
+	KvKafkaConfSet(conf, "enable.idempotence", "true");
+	KvKafkaConfSet(conf, "acks", "all");
+	KvKafkaConfSet(conf, "linger.ms", transactional ? "5" : "0");
 	if (kvstore_write_timeout > 0)
 	{
 		snprintf(value, sizeof(value), "%d", Max(kvstore_write_timeout, 1000));
-		kv_conf_set(conf, "message.timeout.ms", value);
+		KvKafkaConfSet(conf, "message.timeout.ms", value);
 	}
 	if (transactional)
 	{
 		snprintf(value, sizeof(value), "kvstore-" UINT64_FORMAT "-%d",
 				 GetSystemIdentifier(), MyProcPid);
-		kv_conf_set(conf, "transactional.id", value);
-		kv_conf_set(conf, "transaction.timeout.ms", "60000");
+		KvKafkaConfSet(conf, "transactional.id", value);
+		KvKafkaConfSet(conf, "transaction.timeout.ms", "60000");
 	}
 	rd_kafka_conf_set_dr_msg_cb(conf, kv_dr_msg_cb);
 

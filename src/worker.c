@@ -279,15 +279,15 @@ consumer_create(void)
 
 	/* assign() needs a group id; nothing is ever committed to the group */
 	snprintf(group, sizeof(group), "kvstore-" UINT64_FORMAT, GetSystemIdentifier());
-	if (rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)) ||
-		rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) ||
-		rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr, sizeof(errstr)) ||
-		rd_kafka_conf_set(conf, "isolation.level", "read_committed", errstr, sizeof(errstr)) ||
-		rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, sizeof(errstr)) ||
-		rd_kafka_conf_set(conf, "auto.offset.reset", "error", errstr, sizeof(errstr)) ||
-		rd_kafka_conf_set(conf, "fetch.error.backoff.ms", "100", errstr, sizeof(errstr)) ||
-		rd_kafka_conf_set(conf, "max.partition.fetch.bytes", "16777216", errstr, sizeof(errstr)))
-		elog(ERROR, "could not configure the consumer: %s", errstr);
+	KvKafkaConfSet(conf, "group.id", group);
+	KvKafkaConfSet(conf, "enable.auto.commit", "false");
+	KvKafkaConfSet(conf, "enable.auto.offset.store", "false");
+	KvKafkaConfSet(conf, "isolation.level", "read_committed");
+	KvKafkaConfSet(conf, "enable.partition.eof", "true");
+	KvKafkaConfSet(conf, "auto.offset.reset", "error");
+	KvKafkaConfSet(conf, "fetch.error.backoff.ms", "100");
+	/* Large fetches: a replay is bound by fetch round trips otherwise */
+	KvKafkaConfSet(conf, "max.partition.fetch.bytes", "16777216");
 
 	rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
 	if (rk == NULL)
@@ -547,8 +547,10 @@ kvstore_worker_main(Datum main_arg)
 	}
 	bootstrap_begin(low, high);
 
-	/* librdkafka writes to the pipe when the queue turns non-empty;
-	 * enabled before the assignment, so that no record arrives unannounced */
+	/*
+	 * librdkafka writes to the pipe when the queue turns non-empty; enable
+	 * that before the assignment, so that no record arrives unannounced.
+	 */
 	if (pipe(pipefd) != 0 ||
 		fcntl(pipefd[0], F_SETFL, O_NONBLOCK) != 0 ||
 		fcntl(pipefd[1], F_SETFL, O_NONBLOCK) != 0)
@@ -610,11 +612,11 @@ kvstore_worker_main(Datum main_arg)
 		}
 
 		/*
-		 * Right after the assignment librdkafka does not always announce
-		 * the first records on the pipe; poll briskly until the bootstrap
-		 * is done.
+		 * The position may have moved past transaction markers, which are
+		 * never delivered and so never announced on the pipe.  A log that
+		 * ends in one ends the bootstrap only this way: poll briskly until
+		 * the bootstrap is done.
 		 */
-		/* The position may have moved past transaction markers */
 		publish(consumer_position(name), false);
 
 		(void) WaitEventSetWait(waitset, bootstrapping() ? 10L : 1000L,

@@ -211,6 +211,7 @@ get_producer(bool transactional)
 	rd_kafka_conf_t *conf;
 	char		errstr[512];
 	char		value[64];
+	int			message_timeout;
 
 	if (kv_producer_brokers != NULL &&
 		strcmp(kv_producer_brokers, kvstore_brokers) != 0)
@@ -229,17 +230,25 @@ get_producer(bool transactional)
 	KvKafkaConfSet(conf, "enable.idempotence", "true");
 	KvKafkaConfSet(conf, "acks", "all");
 	KvKafkaConfSet(conf, "linger.ms", transactional ? "5" : "0");
-	if (kvstore_write_timeout > 0)
-	{
-		snprintf(value, sizeof(value), "%d", Max(kvstore_write_timeout, 1000));
-		KvKafkaConfSet(conf, "message.timeout.ms", value);
-	}
+
+	/*
+	 * librdkafka gives up on a record after message.timeout.ms, with a
+	 * report that says whether it may have been stored: make that the
+	 * write timeout.  A transaction must outlive its records, and brokers
+	 * refuse transactions longer than 15 minutes by default.
+	 */
+	message_timeout = kvstore_write_timeout > 0 ? Max(kvstore_write_timeout, 1000) : 300000;
+	if (transactional)
+		message_timeout = Min(message_timeout, 900000);
+	snprintf(value, sizeof(value), "%d", message_timeout);
+	KvKafkaConfSet(conf, "message.timeout.ms", value);
 	if (transactional)
 	{
 		snprintf(value, sizeof(value), "kvstore-" UINT64_FORMAT "-%d",
 				 GetSystemIdentifier(), MyProcPid);
 		KvKafkaConfSet(conf, "transactional.id", value);
-		KvKafkaConfSet(conf, "transaction.timeout.ms", "60000");
+		snprintf(value, sizeof(value), "%d", Max(message_timeout, 60000));
+		KvKafkaConfSet(conf, "transaction.timeout.ms", value);
 	}
 	rd_kafka_conf_set_dr_msg_cb(conf, kv_dr_msg_cb);
 
@@ -353,9 +362,10 @@ wait_delivered(rd_kafka_t *rk, const char *topic)
 {
 	TimestampTz deadline = 0;
 
+	/* A second past message.timeout.ms: librdkafka's own report is clearer */
 	if (kvstore_write_timeout > 0)
 		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-											   kvstore_write_timeout);
+											   Max(kvstore_write_timeout, 1000) + 1000);
 	while (delivery.pending > 0)
 	{
 		CHECK_FOR_INTERRUPTS();

@@ -37,7 +37,8 @@ fetch() {
 	mkdir -p "$root/.kafka"
 	mvn -B -q -Dstyle.color=never -f "$here/pom.xml" -Dmaven.repo.local="$root/.kafka/m2" \
 		dependency:copy-dependencies -DincludeScope=runtime \
-		-DoutputDirectory="$libs.partial"
+		-DoutputDirectory="$libs.partial" > "$root/.kafka/fetch.log" 2>&1 ||
+		{ cat "$root/.kafka/fetch.log" >&2; die "could not fetch Kafka from Maven Central"; }
 	rm -rf "$libs"
 	mv "$libs.partial" "$libs"
 }

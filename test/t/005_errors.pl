@@ -40,6 +40,23 @@ is($node->safe_psql('postgres', "SELECT count(*) FROM kv_topics WHERE topic IN (
 	'0', 'refused topics are not attached');
 
 # ===================================================================
+# a batch the broker refuses leaves none of its records behind
+# ===================================================================
+my $strict = kv_topic('strict');
+kv_kafka('topics', $dir, '--create', '--topic', $strict, '--partitions', '1',
+	'--config', 'cleanup.policy=compact', '--config', 'max.message.bytes=2000');
+like(
+	fails($node, qq{SELECT kv_put_many('$strict', ARRAY['a', 'b', 'c'], ARRAY['1', repeat('x', 5000), '3'])}),
+	qr/ERROR:  54000: could not write to topic "$strict"/,
+	'a batch with a record the broker finds too large fails');
+is( $node->safe_psql(
+		'postgres', "SELECT kv_sync('$strict') >= 0; SELECT count(*) FROM kv_scan('$strict')"),
+	"t\n0",
+	'the transaction was aborted: none of the batch is visible');
+is($node->safe_psql('postgres', "SELECT kv_put_many('$strict', ARRAY['a', 'c'], ARRAY['1', '3']) >= 0; SELECT string_agg(key, ',') FROM kv_scan('$strict')"),
+	"t\na,c", 'the next batch commits');
+
+# ===================================================================
 # a wait cut short: the error gives the offset of the stored write
 # ===================================================================
 my $topic = kv_topic('stalled');

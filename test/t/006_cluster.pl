@@ -28,6 +28,16 @@ is($node->safe_psql('postgres', "SELECT kv_put('$topic', 'during', '2') > 0"),
 is($node->safe_psql('postgres', "SELECT kv_get('$topic', 'during')"),
 	'2', 'and is read back');
 
+# With two of three brokers down, writes fail clearly; reads go on
+kv_kafka('stop-node', $dir, 2);
+like( (	$node->psql('postgres',
+			"\\set VERBOSITY verbose\nSET kvstore.write_timeout = '3s'; SELECT kv_put('$topic', 'lost', 'x')"))[2],
+	qr/ERROR:  (08006: could not write to topic "$topic"|08006: write to topic "$topic" failed with an uncertain outcome|57014: timed out waiting for Kafka)/,
+	'a write Kafka cannot store in time fails, saying whether it may be stored');
+is($node->safe_psql('postgres', "SELECT kv_get('$topic', 'during')"),
+	'2', 'reads are served from this server meanwhile');
+kv_kafka('start-node', $dir, 2);
+
 $node->restart;
 is( $node->safe_psql(
 		'postgres', "SELECT kv_get('$topic', 'before') || kv_get('$topic', 'during')"),

@@ -32,8 +32,10 @@
 #include "access/xlog.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
+#include "utils/wait_event.h"
 
 #include "kvstore.h"
 
@@ -88,6 +90,7 @@ static void report_txn_error(rd_kafka_t *rk, const char *topic,
 static void kv_write_context(void *arg);
 static rd_kafka_event_t *wait_admin_event(rd_kafka_queue_t *queue,
 										  const char *topic);
+static bool retry_after(rd_kafka_resp_err_t err, TimestampTz deadline);
 static int	topic_partitions(rd_kafka_t *rk, const char *topic);
 static void create_topic(rd_kafka_t *rk, const char *topic);
 static void check_cleanup_policy(rd_kafka_t *rk, const char *topic);
@@ -559,9 +562,9 @@ KvProducerEndOffset(const char *topic)
 
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), KV_ADMIN_TIMEOUT_MS);
 	while ((err = rd_kafka_query_watermark_offsets(rk, topic, 0, &low, &high,
-												   KV_POLL_MS)) == RD_KAFKA_RESP_ERR__TIMED_OUT &&
-		   GetCurrentTimestamp() < deadline)
-		CHECK_FOR_INTERRUPTS();
+												   KV_POLL_MS)) != RD_KAFKA_RESP_ERR_NO_ERROR &&
+		   retry_after(err, deadline))
+		;
 	if (err)
 		ereport(ERROR,
 				(errcode(KvKafkaSqlstate(err)),
@@ -602,6 +605,32 @@ wait_admin_event(rd_kafka_queue_t *queue, const char *topic)
 	return event;
 }
 
+/*
+ * Whether a request that failed with err is worth another try before
+ * deadline: the broker asked may be down while others are up.  Serves
+ * cancel, and waits a moment when the failure came at once.
+ */
+static bool
+retry_after(rd_kafka_resp_err_t err, TimestampTz deadline)
+{
+	if (err != RD_KAFKA_RESP_ERR__TIMED_OUT &&
+		err != RD_KAFKA_RESP_ERR__TRANSPORT &&
+		err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN &&
+		err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE &&
+		err != RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION)
+		return false;
+	CHECK_FOR_INTERRUPTS();
+	if (GetCurrentTimestamp() >= deadline)
+		return false;
+	if (err != RD_KAFKA_RESP_ERR__TIMED_OUT)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 100L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	return true;
+}
+
 /* Partitions of a topic, or -1 if it does not exist */
 static int
 topic_partitions(rd_kafka_t *rk, const char *topic)
@@ -614,11 +643,17 @@ topic_partitions(rd_kafka_t *rk, const char *topic)
 
 	/* Short tries, so that cancel and statement_timeout are served */
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), KV_ADMIN_TIMEOUT_MS);
-	while ((err = rd_kafka_metadata(rk, 0, rkt, &md, KV_POLL_MS)) == RD_KAFKA_RESP_ERR__TIMED_OUT &&
-		   GetCurrentTimestamp() < deadline && !QueryCancelPending && !ProcDiePending)
-		;
-	rd_kafka_topic_destroy(rkt);
-	CHECK_FOR_INTERRUPTS();
+	PG_TRY();
+	{
+		while ((err = rd_kafka_metadata(rk, 0, rkt, &md, KV_POLL_MS)) != RD_KAFKA_RESP_ERR_NO_ERROR &&
+			   retry_after(err, deadline))
+			;
+	}
+	PG_FINALLY();
+	{
+		rd_kafka_topic_destroy(rkt);
+	}
+	PG_END_TRY();
 	if (err)
 		ereport(ERROR,
 				(errcode(KvKafkaSqlstate(err)),

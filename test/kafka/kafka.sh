@@ -99,11 +99,11 @@ start_node_process() {
 	echo $! > "$node/pid"
 }
 
-# Wait until the brokers of $1 answer metadata requests with $2 brokers
+# Wait until metadata from $1 has a line matching the pattern $2
 wait_ready() {
-	local bootstrap=$1 want=$2 logs=$3 deadline=$((SECONDS + start_timeout))
+	local bootstrap=$1 pattern=$2 logs=$3 deadline=$((SECONDS + start_timeout))
 	while [ $SECONDS -lt $deadline ]; do
-		if kcat -b "$bootstrap" -L -m 2 2>/dev/null | grep -q "^ *$want brokers:"; then
+		if kcat -b "$bootstrap" -L -m 2 2>/dev/null | grep -qE "$pattern"; then
 			return 0
 		fi
 		sleep 0.3
@@ -152,7 +152,7 @@ start() {
 	for i in $(seq 1 "$nodes"); do
 		start_node_process "$dir/node$i"
 	done
-	wait_ready "$bootstrap" "$nodes" "$(node_logs "$dir")"
+	wait_ready "$bootstrap" "^ *$nodes brokers:" "$(node_logs "$dir")"
 	echo "$bootstrap"
 }
 
@@ -182,7 +182,8 @@ stop() {
 start_node() {
 	local dir=$1 n=$2
 	start_node_process "$dir/node$n"
-	wait_ready "127.0.0.1:$(cat "$dir/node$n/port")" "$(cat "$dir/nodes")" "$dir/node$n/server.log"
+	# Up once it lists itself: other nodes may be down
+	wait_ready "127.0.0.1:$(cat "$dir/node$n/port")" "^ *broker $n at " "$dir/node$n/server.log"
 }
 
 topics() {

@@ -21,6 +21,14 @@ my $topic = kv_topic('cluster');
 is($node->safe_psql('postgres', "SELECT kv_put('$topic', 'before', '1')"),
 	'0', 'a write to a topic replicated three times');
 
+# A topic whose writes need all three replicas in sync
+my $strict = kv_topic('strict');
+kv_kafka('topics', $dir, '--create', '--topic', $strict, '--partitions', '1',
+	'--replication-factor', '3', '--config', 'cleanup.policy=compact',
+	'--config', 'min.insync.replicas=3');
+is($node->safe_psql('postgres', "SELECT kv_put('$strict', 'first', '1')"),
+	'0', 'a write that needs all three replicas, all up');
+
 # Stop a broker that is not the only one a client knows
 kv_kafka('stop-node', $dir, 3);
 is($node->safe_psql('postgres', "SELECT kv_put('$topic', 'during', '2') > 0"),
@@ -28,15 +36,14 @@ is($node->safe_psql('postgres', "SELECT kv_put('$topic', 'during', '2') > 0"),
 is($node->safe_psql('postgres', "SELECT kv_get('$topic', 'during')"),
 	'2', 'and is read back');
 
-# With two of three brokers down, writes fail clearly; reads go on
-kv_kafka('stop-node', $dir, 2);
+# A topic that needs all three replicas cannot take writes now: the
+# error is clear, and reads go on
 like( (	$node->psql('postgres',
-			"\\set VERBOSITY verbose\nSET kvstore.write_timeout = '3s'; SELECT kv_put('$topic', 'lost', 'x')"))[2],
-	qr/ERROR:  (08006: could not write to topic "$topic"|08006: write to topic "$topic" failed with an uncertain outcome|57014: timed out waiting for Kafka)/,
+			"\\set VERBOSITY verbose\nSET kvstore.write_timeout = '3s'; SELECT kv_put('$strict', 'lost', 'x')"))[2],
+	qr/ERROR:  (08006: could not write to topic "$strict"|08006: write to topic "$strict" failed with an uncertain outcome|57014: timed out waiting for Kafka)/,
 	'a write Kafka cannot store in time fails, saying whether it may be stored');
-is($node->safe_psql('postgres', "SELECT kv_get('$topic', 'during')"),
-	'2', 'reads are served from this server meanwhile');
-kv_kafka('start-node', $dir, 2);
+is($node->safe_psql('postgres', "SELECT kv_get('$strict', 'first')"),
+	'1', 'reads are served from this server meanwhile');
 
 $node->restart;
 is( $node->safe_psql(
@@ -46,6 +53,8 @@ is( $node->safe_psql(
 kv_kafka('start-node', $dir, 3);
 is($node->safe_psql('postgres', "SELECT kv_put('$topic', 'after', '3') > 0"),
 	't', 'writes go on once the broker is back');
+is($node->safe_psql('postgres', "SELECT kv_put('$strict', 'second', '2') > 0"),
+	't', 'even to the topic that needs all three replicas');
 
 $node->stop;
 kv_kafka('stop', $dir);

@@ -566,7 +566,11 @@ kvstore_worker_main(Datum main_arg)
 	if (err)
 		worker_fail("could not assign the partition: %s", rd_kafka_err2str(err));
 
+#if PG_VERSION_NUM >= 170000
+	waitset = CreateWaitEventSet(NULL, 3);	/* NULL: for the process's life */
+#else
 	waitset = CreateWaitEventSet(TopMemoryContext, 3);
+#endif
 	AddWaitEventToSet(waitset, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(waitset, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 	AddWaitEventToSet(waitset, WL_SOCKET_READABLE, pipefd[0], NULL, NULL);

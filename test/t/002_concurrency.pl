@@ -52,7 +52,7 @@ is( $node->safe_psql(
 	'a mixed batch deletes 100 keys and puts 50 of them back');
 
 # ===================================================================
-# read-your-own-writes under stress: 50 sessions, 1000 writes each
+# read-your-own-writes under stress: 50 sessions, 2000 writes each
 # ===================================================================
 my $ryow = kv_topic('ryow');
 $node->safe_psql(
@@ -72,18 +72,18 @@ END $$;
 });
 $node->safe_psql('postgres', "SELECT kv_put('$ryow', 'warm', 'up')");
 $node->pgbench(
-	'--no-vacuum --client=50 --jobs=2 --transactions=1000',
+	'--no-vacuum --client=50 --jobs=2 --transactions=2000',
 	0,
-	[qr{processed: 50000/50000}],
+	[qr{processed: 100000/100000}],
 	[qr{^$}],
-	'50 sessions each write their own key 1000 times and read it back',
+	'50 sessions each write their own key 2000 times and read it back',
 	{ 'ryow' => qq{SELECT ryow_step('$ryow', 'client:' || :client_id);} });
 is( $node->safe_psql(
 		'postgres', qq{
 	SELECT count(*) FROM kv_scan('$ryow', 'client:'::bytea)
-	WHERE value = int8send(1000)}),
+	WHERE value = int8send(2000)}),
 	'50',
-	'every session\'s key holds its 1000th value');
+	'every session\'s key holds its 2000th value');
 
 $node->stop;
 done_testing();

@@ -55,6 +55,18 @@ is($node->safe_psql('postgres', "SELECT kv_put('$topic', 'after', 'kill') >= 101
 	't', 'writes go on after the restart');
 
 # ===================================================================
+# a worker that crashes takes the server through crash recovery; the
+# topics come back from Kafka
+# ===================================================================
+$pid = $node->safe_psql('postgres',
+	"SELECT worker_pid FROM kv_topics WHERE topic = '$topic'");
+kill 'KILL', $pid;
+ok($node->poll_query_until('postgres', "SELECT kv_get('$topic', 'k42') = 'v42'"),
+	'after a crash restart the topic is rebuilt');
+is($node->safe_psql('postgres', "SELECT kv_get('$topic', 'after')"),
+	'kill', 'with the writes made before the crash');
+
+# ===================================================================
 # records without a key, written by other producers, are skipped
 # ===================================================================
 my $err = kv_kcat_produce($topic, ":no key here\nk1:from kcat\n", '-K:');

@@ -10,7 +10,8 @@ use KvstoreTest;
 
 my $topic = kv_topic('restart');
 my $listed = kv_topic('listed');
-my $node = kv_node('restart', conf => "kvstore.topics = '$listed'");
+my $node = kv_node('restart',
+	conf => "kvstore.topics = '$listed'\nrestart_after_crash = on");
 
 # ===================================================================
 # bootstrap: after a restart, every key is there for the first query

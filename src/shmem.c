@@ -321,6 +321,14 @@ void
 KvTopicWaitReady(KvTopic *topic)
 {
 	TimestampTz deadline = 0;
+	bool		ready;
+
+	/* Every read passes here: the common case first, and cheaply */
+	SpinLockAcquire(&topic->mutex);
+	ready = topic->state == KV_TOPIC_READY;
+	SpinLockRelease(&topic->mutex);
+	if (ready)
+		return;
 
 	if (kvstore_write_timeout > 0)
 		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),

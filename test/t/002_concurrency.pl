@@ -85,5 +85,44 @@ is( $node->safe_psql(
 	'50',
 	'every session\'s key holds its 2000th value');
 
+# ===================================================================
+# scans while writers change the keys: each key at most once, in order,
+# with a value it really had
+# ===================================================================
+my $churn = kv_topic('churn');
+$node->safe_psql('postgres', qq{
+	SELECT kv_put_many('$churn',
+		array(SELECT 'k' || lpad(g::text, 5, '0') FROM generate_series(1, 5000) g),
+		array(SELECT 'v' || lpad(g::text, 5, '0') FROM generate_series(1, 5000) g))});
+my $script = "$PostgreSQL::Test::Utils::tmp_check/churn.sql";
+PostgreSQL::Test::Utils::append_to_file($script, qq{\\set k random(1, 5000)
+SELECT CASE WHEN random() < 0.3
+	THEN kv_delete('$churn', 'k' || lpad(:k::text, 5, '0'))
+	ELSE kv_put('$churn', 'k' || lpad(:k::text, 5, '0'), 'v' || lpad(:k::text, 5, '0')) END;
+});
+my $writers = IPC::Run::start(
+	[ 'pgbench', '--no-vacuum', '--client=4', '--jobs=1', '--time=8',
+	  '--file', $script, '--host', $node->host, '--port', $node->port, 'postgres' ],
+	'>', \my $writers_out, '2>', \my $writers_err);
+my $bad = 0;
+my $scans = 0;
+while ($writers->pumpable)
+{
+	# ordinality keeps the order the scan returned rows in
+	my $result = $node->safe_psql(
+		'postgres', qq{
+		SELECT count(*) FILTER (WHERE prev IS NOT NULL AND key <= prev)
+		     + count(*) FILTER (WHERE value <> 'v' || substr(key, 2))
+		FROM (SELECT key, value, lag(key) OVER (ORDER BY n) AS prev
+		      FROM kv_scan('$churn') WITH ORDINALITY AS s(key, value, n)) s});
+	$bad += $result;
+	$scans++;
+	$writers->pump_nb;
+}
+$writers->finish;
+like($writers_out, qr/processed: [1-9]\d*/, 'the writers wrote meanwhile');
+cmp_ok($scans, '>', 5, "$scans scans ran while the writers wrote");
+is($bad, 0, 'no scan returned a key twice, out of order, or with a value it never had');
+
 $node->stop;
 done_testing();

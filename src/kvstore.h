@@ -107,7 +107,6 @@ typedef struct KvTopic
 	slock_t		mutex;			/* protects the fields below */
 	KvTopicState state;
 	pid_t		worker_pid;		/* 0 when no worker runs */
-	uint32		generation;		/* bumped each time the index is rebuilt */
 	int64		end_offset;		/* end of the log last seen by the worker */
 	int64		bootstrap_target;	/* end of the log when bootstrap began */
 	int64		bootstrap_from;	/* log start when bootstrap began */
@@ -144,7 +143,6 @@ struct rd_kafka_conf_s;
 extern struct rd_kafka_conf_s *KvKafkaConfNew(const char *role);
 extern void KvKafkaConfSet(struct rd_kafka_conf_s *conf, const char *name,
 						   const char *value);
-extern const char *KvKafkaLastLog(void);
 extern int64 KvProducerPut(KvTopic *topic, const KvRecord *rec);
 extern int64 KvProducerPutMany(KvTopic *topic, const KvRecord *recs, int nrecs);
 extern int64 KvProducerEndOffset(const char *topic);

@@ -135,16 +135,6 @@ kv_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 }
 
 /*
- * KvKafkaLastLog
- *		The last warning librdkafka logged in this process, or "".
- */
-const char *
-KvKafkaLastLog(void)
-{
-	return kv_last_log;
-}
-
-/*
  * KvKafkaConfSet
  *		Set one librdkafka property, raising an error if it is refused.
  */

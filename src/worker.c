@@ -308,7 +308,6 @@ bootstrap_begin(int64 low, int64 high)
 	SpinLockAcquire(&my_topic->mutex);
 	my_topic->state = KV_TOPIC_BOOTSTRAP;
 	my_topic->worker_pid = MyProcPid;
-	my_topic->generation++;
 	my_topic->bootstrap_from = low;
 	my_topic->bootstrap_target = high;
 	my_topic->end_offset = high;

@@ -482,6 +482,11 @@ KvProducerPutMany(KvTopic *topic, const KvRecord *recs, int nrecs)
 	KvWriteContext ctx = {topic->name, false, -1};
 	ErrorContextCallback errcallback;
 	rd_kafka_error_t *error;
+	TimestampTz deadline = 0;
+
+	errcallback.callback = kv_write_context;
+	errcallback.arg = &ctx;
+	errcallback.previous = error_context_stack;
 
 	begin_request();
 	error = rd_kafka_begin_transaction(rk);
@@ -495,10 +500,26 @@ KvProducerPutMany(KvTopic *topic, const KvRecord *recs, int nrecs)
 		wait_delivered(rk, topic->name);
 		if (delivery.failed > 0)
 			report_delivery_failure(topic->name);
-		error = rd_kafka_commit_transaction(rk, kvstore_write_timeout > 0 ?
-											kvstore_write_timeout : -1);
-		if (error)
-			report_txn_error(rk, topic->name, error, "commit");
+
+		/*
+		 * Commit in short tries: the commit goes on in the background
+		 * between them, and cancel is served.  A cancel now leaves the
+		 * outcome open, which the error context says.
+		 */
+		if (kvstore_write_timeout > 0)
+			deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												   kvstore_write_timeout);
+		while ((error = rd_kafka_commit_transaction(rk, KV_POLL_MS)) != NULL)
+		{
+			if (!rd_kafka_error_is_retriable(error) ||
+				rd_kafka_error_code(error) != RD_KAFKA_RESP_ERR__TIMED_OUT ||
+				(deadline != 0 && GetCurrentTimestamp() >= deadline))
+				report_txn_error(rk, topic->name, error, "commit");
+			rd_kafka_error_destroy(error);
+			error_context_stack = &errcallback;
+			CHECK_FOR_INTERRUPTS();
+			error_context_stack = errcallback.previous;
+		}
 	}
 	PG_CATCH();
 	{
@@ -523,9 +544,6 @@ KvProducerPutMany(KvTopic *topic, const KvRecord *recs, int nrecs)
 	topic->writes += nrecs;
 	SpinLockRelease(&topic->mutex);
 
-	errcallback.callback = kv_write_context;
-	errcallback.arg = &ctx;
-	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 
 	KvTopicWaitApplied(topic, ctx.offset);

@@ -92,7 +92,9 @@ static rd_kafka_event_t *wait_admin_event(rd_kafka_queue_t *queue,
 										  const char *topic);
 static bool retry_after(rd_kafka_resp_err_t err, TimestampTz deadline);
 static int	topic_partitions(rd_kafka_t *rk, const char *topic);
-static void create_topic(rd_kafka_t *rk, const char *topic);
+static bool create_topic(rd_kafka_t *rk, const char *topic);
+static rd_kafka_resp_err_t describe_cleanup_policy(rd_kafka_t *rk, const char *topic,
+												   char *policy, size_t size);
 static void check_cleanup_policy(rd_kafka_t *rk, const char *topic);
 
 /*
@@ -615,14 +617,16 @@ wait_admin_event(rd_kafka_queue_t *queue, const char *topic)
 
 /*
  * Whether a request that failed with err is worth another try before
- * deadline: the broker asked may be down while others are up.  Serves
- * cancel, and waits a moment when the failure came at once.
+ * deadline: the broker asked may be down while others are up, or may not
+ * know yet of a topic just created.  Serves cancel, and waits a moment
+ * when the failure came at once.
  */
 static bool
 retry_after(rd_kafka_resp_err_t err, TimestampTz deadline)
 {
 	if (err != RD_KAFKA_RESP_ERR__TIMED_OUT &&
 		err != RD_KAFKA_RESP_ERR__TRANSPORT &&
+		err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART &&
 		err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN &&
 		err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE &&
 		err != RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION)
@@ -683,8 +687,11 @@ topic_partitions(rd_kafka_t *rk, const char *topic)
 	return partitions;
 }
 
-/* Create a compacted topic with one partition; one that exists is fine */
-static void
+/*
+ * Create a compacted topic with one partition.  Returns false if it exists
+ * already: someone else created it meanwhile.
+ */
+static bool
 create_topic(rd_kafka_t *rk, const char *topic)
 {
 	rd_kafka_NewTopic_t *newt;
@@ -727,16 +734,23 @@ create_topic(rd_kafka_t *rk, const char *topic)
 	}
 	rd_kafka_event_destroy(event);
 
-	if (err && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+	if (err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+		return false;
+	if (err)
 		ereport(ERROR,
 				(errcode(KvKafkaSqlstate(err)),
 				 errmsg("could not create topic \"%s\"", topic),
 				 errdetail_internal("%s", detail[0] ? detail : rd_kafka_err2str(err))));
+	return true;
 }
 
-/* Refuse a topic whose cleanup.policy does not compact */
-static void
-check_cleanup_policy(rd_kafka_t *rk, const char *topic)
+/*
+ * Read a topic's cleanup.policy into policy (empty if the broker gave
+ * none); returns the error of the request.
+ */
+static rd_kafka_resp_err_t
+describe_cleanup_policy(rd_kafka_t *rk, const char *topic, char *policy,
+						size_t size)
 {
 	rd_kafka_ConfigResource_t *res;
 	rd_kafka_queue_t *queue;
@@ -745,9 +759,8 @@ check_cleanup_policy(rd_kafka_t *rk, const char *topic)
 	const rd_kafka_ConfigResource_t **resources;
 	size_t		nresources;
 	rd_kafka_resp_err_t err;
-	char		policy[128] = "";
-	bool		found = false;
 
+	policy[0] = '\0';
 	res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
 	queue = rd_kafka_queue_new(rk);
 	rd_kafka_DescribeConfigs(rk, &res, 1, NULL, queue);
@@ -768,24 +781,40 @@ check_cleanup_policy(rd_kafka_t *rk, const char *topic)
 			entries = rd_kafka_ConfigResource_configs(resources[0], &nentries);
 			for (size_t i = 0; i < nentries; i++)
 			{
-				if (strcmp(rd_kafka_ConfigEntry_name(entries[i]), "cleanup.policy") == 0)
-				{
-					const char *value = rd_kafka_ConfigEntry_value(entries[i]);
+				const char *value = rd_kafka_ConfigEntry_value(entries[i]);
 
-					strlcpy(policy, value ? value : "", sizeof(policy));
-					found = true;
-				}
+				if (strcmp(rd_kafka_ConfigEntry_name(entries[i]), "cleanup.policy") == 0)
+					strlcpy(policy, value ? value : "", size);
 			}
 		}
 	}
 	rd_kafka_event_destroy(event);
+	return err;
+}
 
+/*
+ * Refuse a topic whose cleanup.policy does not compact.
+ *
+ * A topic just created elsewhere may not be known yet to the broker asked:
+ * that is retried until the deadline.
+ */
+static void
+check_cleanup_policy(rd_kafka_t *rk, const char *topic)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   KV_ADMIN_TIMEOUT_MS);
+	rd_kafka_resp_err_t err;
+	char		policy[128];
+
+	while ((err = describe_cleanup_policy(rk, topic, policy, sizeof(policy))) != RD_KAFKA_RESP_ERR_NO_ERROR &&
+		   retry_after(err, deadline))
+		;
 	if (err)
 		ereport(ERROR,
 				(errcode(KvKafkaSqlstate(err)),
 				 errmsg("could not read the configuration of topic \"%s\"", topic),
 				 errdetail_internal("%s", rd_kafka_err2str(err))));
-	if (found && strstr(policy, "compact") == NULL)
+	if (policy[0] != '\0' && strstr(policy, "compact") == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("topic \"%s\" is not compacted", topic),
@@ -810,8 +839,10 @@ KvProducerEnsureTopic(const char *topic)
 
 	if (partitions < 0)
 	{
-		create_topic(rk, topic);
-		return;
+		if (create_topic(rk, topic))
+			return;
+		/* Created elsewhere, and the broker asked did not know it yet */
+		partitions = topic_partitions(rk, topic);
 	}
 	if (partitions > 1)
 		ereport(ERROR,

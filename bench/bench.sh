@@ -42,6 +42,7 @@ kv_build
 kv_fetch_kafka
 work=$(kv_make_workdir bench)
 mkdir -p "$work/pg"
+kv_user_kafka "$work"
 chown "$KV_USER" "$work/pg"
 brokers=$(kv_kafka_start "$work/kafka" 1)
 port=$(kv_pg_start "$work/pg" "$brokers" "kvstore.shared_memory = '512MB'")

@@ -48,6 +48,7 @@ kv_timed "kafka fetch" kv_fetch_kafka
 
 work=$(kv_make_workdir check)
 mkdir -p "$work/pg" "$work/regress" "$work/tap"
+kv_user_kafka "$work"
 chown "$KV_USER" "$work/pg" "$work/regress" "$work/tap"
 
 brokers=$(kv_timed "kafka start" kv_kafka_start "$work/kafka" 1)
@@ -130,7 +131,7 @@ set +e
 	KVSTORE_BROKERS="$brokers" \
 	KVSTORE_KAFKA_DIR="$work/kafka" \
 	KVSTORE_KAFKA_SH="$work/src/test/kafka/kafka.sh" \
-	KAFKA_LIBS="$KV_ROOT/.kafka/libs" \
+	KAFKA_LIBS="$KV_USER_KAFKA_LIBS" \
 	prove -I "$KV_PGXS/src/test/perl" -I "$work/src/test/perl" \
 	"$work"/src/test/t/*.pl) > "$work/tap.out" 2>&1
 rc=$?

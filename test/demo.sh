@@ -35,6 +35,7 @@ kv_timed "kafka fetch" kv_fetch_kafka
 
 rm -rf "$demo"
 mkdir -p "$demo/pg"
+kv_user_kafka "$demo"
 chown -R "$KV_USER" "$demo"
 brokers=$(kv_timed "kafka start" kv_kafka_start "$demo/kafka" 1)
 port=$(kv_timed "postgres start" kv_pg_start "$demo/pg" "$brokers")

@@ -57,6 +57,23 @@ kv_fetch_kafka() {
 	chmod -R a+rX "$KV_ROOT/.kafka"
 }
 
+# kv_user_kafka DIR: make sure $KV_USER can run Kafka.  A checkout the
+# user cannot reach (say, under /root) gets a copy of the script and the
+# jars in DIR, a folder of the run.
+KV_USER_KAFKA="$KV_KAFKA"
+KV_USER_KAFKA_LIBS="$KV_ROOT/.kafka/libs"
+kv_user_kafka() {
+	local dir=$1
+	if ! kv_as_user test -x "$KV_KAFKA" -a -r "$KV_USER_KAFKA_LIBS/."; then
+		mkdir -p "$dir/kafka-tools/test/kafka"
+		cp "$KV_KAFKA" "$dir/kafka-tools/test/kafka/"
+		cp -r "$KV_ROOT/.kafka/libs" "$dir/kafka-tools/libs"
+		chown -R "$KV_USER" "$dir/kafka-tools"
+		KV_USER_KAFKA="$dir/kafka-tools/test/kafka/kafka.sh"
+		KV_USER_KAFKA_LIBS="$dir/kafka-tools/libs"
+	fi
+}
+
 # A folder for one run, owned by $KV_USER; holds a copy of the test files
 # so that the user need not read the checkout
 kv_make_workdir() {
@@ -71,12 +88,12 @@ kv_make_workdir() {
 
 kv_kafka_start() {
 	local dir=$1 nodes=${2:-1}
-	kv_as_user env KAFKA_LIBS="$KV_ROOT/.kafka/libs" "$KV_KAFKA" start "$dir" "$nodes" >/dev/null
+	kv_as_user env KAFKA_LIBS="$KV_USER_KAFKA_LIBS" "$KV_USER_KAFKA" start "$dir" "$nodes" >/dev/null
 	cat "$dir/bootstrap"
 }
 
 kv_kafka_stop() {
-	[ -d "$1" ] && kv_as_user env KAFKA_LIBS="$KV_ROOT/.kafka/libs" "$KV_KAFKA" stop "$1" || true
+	[ -d "$1" ] && "$KV_KAFKA" stop "$1" || true
 }
 
 kv_free_port() {

@@ -11,6 +11,9 @@ KV_PGBIN=${KV_PGBIN:-/usr/lib/postgresql/15/bin}
 KV_PGXS=$(dirname "$KV_PGBIN")/lib/pgxs
 KV_KAFKA="$KV_ROOT/test/kafka/kafka.sh"
 
+# Work from / : $KV_USER may not be allowed into the caller's folder
+cd /
+
 kv_log() { printf 'kvstore: %s\n' "$*" >&2; }
 
 # kv_timed LABEL COMMAND...: run COMMAND, then print how long it took

@@ -26,11 +26,7 @@ seconds=${1:-10}
 work=""
 cleanup() {
 	local rc=$?
-	if [ -n "$work" ]; then
-		kv_pg_stop "$work/pg"
-		kv_kafka_stop "$work/kafka"
-		rm -rf "$work"
-	fi
+	[ -z "$work" ] || kv_remove_workdir "$work"
 	exit $rc
 }
 trap cleanup EXIT

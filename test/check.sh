@@ -26,16 +26,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 work=""
 cleanup() {
 	local rc=$?
-	if [ -n "$work" ]; then
-		kv_pg_stop "$work/pg"
-		# TAP tests stop their own servers; a killed run may leave some
-		pkill -u "$KV_USER" -f "$work/tap" 2>/dev/null || true
-		# Every Kafka of the run has a bootstrap file in its folder
-		find "$work" -name bootstrap -printf '%h\n' 2>/dev/null | while read -r k; do
-			kv_kafka_stop "$k"
-		done
-		rm -rf "$work"
-	fi
+	[ -z "$work" ] || kv_remove_workdir "$work"
 	exit $rc
 }
 trap cleanup EXIT
@@ -73,6 +64,14 @@ count_tap() {
 	failed=$((failed + bad))
 }
 
+# tap_layer NAME OUTPUT RC: show a prove run, count it, add its summary
+tap_layer() {
+	local name=$1 out=$2 rc=$3
+	cat "$out"
+	count_tap "$out" "$rc"
+	summary+="$name: $(grep -oE 'Files=[0-9]+, Tests=[0-9]+' "$out" || echo 'no summary'), result $([ "$rc" -eq 0 ] && echo PASS || echo FAIL)"$'\n'
+}
+
 # 0. unit test of the index, under valgrind
 start=$SECONDS
 set +e
@@ -82,9 +81,7 @@ set +e
 	> "$work/unit.out" 2>&1
 rc=$?
 set -e
-cat "$work/unit.out"
-count_tap "$work/unit.out" $rc
-summary+="unit (valgrind): $(grep -oE 'Files=[0-9]+, Tests=[0-9]+' "$work/unit.out" || echo 'no summary'), result $([ $rc -eq 0 ] && echo PASS || echo FAIL)"$'\n'
+tap_layer "unit (valgrind)" "$work/unit.out" $rc
 printf 'timing: %-16s %3ds\n' "unit" $((SECONDS - start)) >&2
 
 # 1. pg_regress
@@ -115,10 +112,7 @@ kv_as_user pg_prove -h "$work/pg" -p "$port" -U postgres -d pgtap \
 	"$work"/src/test/pgtap/*.sql > "$work/pgtap.out" 2>&1
 rc=$?
 set -e
-cat "$work/pgtap.out"
-
-count_tap "$work/pgtap.out" $rc
-summary+="pgTAP: $(grep -oE 'Files=[0-9]+, Tests=[0-9]+' "$work/pgtap.out" || echo 'no summary'), result $([ $rc -eq 0 ] && echo PASS || echo FAIL)"$'\n'
+tap_layer pgTAP "$work/pgtap.out" $rc
 printf 'timing: %-16s %3ds\n' "pgTAP" $((SECONDS - start)) >&2
 
 # 3. Perl TAP with PostgreSQL::Test::Cluster
@@ -136,14 +130,12 @@ set +e
 	"$work"/src/test/t/*.pl) > "$work/tap.out" 2>&1
 rc=$?
 set -e
-cat "$work/tap.out"
+tap_layer TAP "$work/tap.out" $rc
 if [ $rc -ne 0 ]; then
 	for log in "$work"/tap/tmp_check/log/*; do
 		[ -f "$log" ] && { echo "---- $log"; tail -n 30 "$log"; }
 	done
 fi
-count_tap "$work/tap.out" $rc
-summary+="TAP: $(grep -oE 'Files=[0-9]+, Tests=[0-9]+' "$work/tap.out" || echo 'no summary'), result $([ $rc -eq 0 ] && echo PASS || echo FAIL)"$'\n'
 printf 'timing: %-16s %3ds\n' "TAP" $((SECONDS - start)) >&2
 
 echo

@@ -131,3 +131,16 @@ kv_pg_stop() {
 	[ -f "$1/data/postmaster.pid" ] &&
 		kv_as_user "$KV_PGBIN/pg_ctl" -D "$1/data" -m fast -w stop >/dev/null || true
 }
+
+# kv_remove_workdir DIR: stop every server of a run and remove its folder
+kv_remove_workdir() {
+	local dir=$1 k
+	kv_pg_stop "$dir/pg"
+	# TAP tests stop their own servers; an interrupted run may leave some
+	pkill -u "$KV_USER" -f "$dir/" 2>/dev/null || true
+	# Every Kafka of the run has a bootstrap file in its folder
+	find "$dir" -name bootstrap -printf '%h\n' 2>/dev/null | while read -r k; do
+		kv_kafka_stop "$k"
+	done
+	rm -rf "$dir"
+}

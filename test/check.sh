@@ -15,6 +15,8 @@
 # valgrind.
 #
 # Everything is stopped and removed at the end, also on failure or ^C.
+# The layers run in the background while the script waits, so that a
+# signal stops the run at once.
 # Ends with one line "N passed, N failed"; exits non-zero on any failure.
 # Run as root: sudo test/check.sh
 #
@@ -78,7 +80,8 @@ set +e
 (make -s -C "$work/src/test/unit" test_index >/dev/null &&
 	cd "$work/src/test/unit" &&
 	prove --exec 'valgrind -q --error-exitcode=1 --leak-check=full' ./test_index) \
-	> "$work/unit.out" 2>&1
+	> "$work/unit.out" 2>&1 &
+wait $!
 rc=$?
 set -e
 tap_layer "unit (valgrind)" "$work/unit.out" $rc
@@ -89,7 +92,8 @@ start=$SECONDS
 set +e
 kv_as_user make -C "$work/src" -s installcheck \
 	EXTRA_REGRESS_OPTS="--host=$work/pg --port=$port --user=postgres --outputdir=$work/regress" \
-	> "$work/regress.out" 2>&1
+	> "$work/regress.out" 2>&1 &
+wait $!
 rc=$?
 set -e
 cat "$work/regress.out"
@@ -109,7 +113,8 @@ kv_as_user "${psql_cmd[@]}" -c "CREATE DATABASE pgtap" postgres
 kv_as_user "${psql_cmd[@]}" -c "CREATE EXTENSION pgtap; CREATE EXTENSION kvstore" pgtap
 set +e
 kv_as_user pg_prove -h "$work/pg" -p "$port" -U postgres -d pgtap \
-	"$work"/src/test/pgtap/*.sql > "$work/pgtap.out" 2>&1
+	"$work"/src/test/pgtap/*.sql > "$work/pgtap.out" 2>&1 &
+wait $!
 rc=$?
 set -e
 tap_layer pgTAP "$work/pgtap.out" $rc
@@ -127,7 +132,8 @@ set +e
 	KVSTORE_KAFKA_SH="$work/src/test/kafka/kafka.sh" \
 	KAFKA_LIBS="$KV_USER_KAFKA_LIBS" \
 	prove -I "$KV_PGXS/src/test/perl" -I "$work/src/test/perl" \
-	"$work"/src/test/t/*.pl) > "$work/tap.out" 2>&1
+	"$work"/src/test/t/*.pl) > "$work/tap.out" 2>&1 &
+wait $!
 rc=$?
 set -e
 tap_layer TAP "$work/tap.out" $rc

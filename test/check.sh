@@ -26,9 +26,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [ "$(id -u)" = 0 ] || { kv_log "run as root (it installs packages)"; exit 1; }
 
 work=""
+counted=""
 cleanup() {
 	local rc=$?
 	[ -z "$work" ] || kv_remove_workdir "$work"
+	# A run that stops before its summary still ends with the count line
+	if [ -z "$counted" ] && [ "$rc" -ne 0 ]; then
+		echo "the run stopped before its tests finished (exit $rc)"
+		echo "${passed:-0} passed, $((${failed:-0} + 1)) failed"
+	fi
 	exit $rc
 }
 trap cleanup EXIT
@@ -147,4 +153,5 @@ printf 'timing: %-16s %3ds\n' "TAP" $((SECONDS - start)) >&2
 echo
 printf '%s' "$summary"
 echo "$passed passed, $failed failed"
+counted=1
 [ "$failed" -eq 0 ]

@@ -57,5 +57,5 @@ cat <<MSG
 
 Kafka (KRaft, one node) runs at $brokers; PostgreSQL 15 with kvstore at 127.0.0.1:$port.
 Connect:  $psql_line
-Stop:     sudo $0 stop
+Stop:     sudo ${KVSTORE_DEMO_DIR:+KVSTORE_DEMO_DIR=$demo }$0 stop
 MSG

@@ -17,11 +17,14 @@ cd /
 kv_log() { printf 'kvstore: %s\n' "$*" >&2; }
 
 # kv_timed LABEL COMMAND...: run COMMAND, then print how long it took
+# and return its status (inside $(...), where errexit is off, too)
 kv_timed() {
-	local label=$1 start=$SECONDS
+	local label=$1 start=$SECONDS rc
 	shift
 	"$@"
+	rc=$?
 	printf 'timing: %-16s %3ds\n' "$label" $((SECONDS - start)) >&2
+	return $rc
 }
 
 # Debian packages the build and the tests need; installs only what is missing
@@ -91,7 +94,7 @@ kv_make_workdir() {
 
 kv_kafka_start() {
 	local dir=$1 nodes=${2:-1}
-	kv_as_user env KAFKA_LIBS="$KV_USER_KAFKA_LIBS" "$KV_USER_KAFKA" start "$dir" "$nodes" >/dev/null
+	kv_as_user env KAFKA_LIBS="$KV_USER_KAFKA_LIBS" "$KV_USER_KAFKA" start "$dir" "$nodes" >/dev/null || return 1
 	cat "$dir/bootstrap"
 }
 
@@ -110,7 +113,7 @@ kv_free_port() {
 kv_pg_start() {
 	local dir=$1 brokers=$2 settings=${3:-} port
 	port=$(kv_free_port)
-	kv_as_user "$KV_PGBIN/initdb" -D "$dir/data" -A trust -U postgres --no-sync >/dev/null
+	kv_as_user "$KV_PGBIN/initdb" -D "$dir/data" -A trust -U postgres --no-sync >/dev/null || return 1
 	cat >> "$dir/data/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
 port = $port

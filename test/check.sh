@@ -96,7 +96,7 @@ printf 'timing: %-16s %3ds\n' "unit" $((SECONDS - start)) >&2
 # 1. pg_regress
 start=$SECONDS
 set +e
-kv_as_user make -C "$work/src" -s installcheck \
+kv_as_user make -C "$work/src" -s installcheck PG_CONFIG="$KV_PGBIN/pg_config" \
 	EXTRA_REGRESS_OPTS="--host=$work/pg --port=$port --user=postgres --outputdir=$work/regress" \
 	> "$work/regress.out" 2>&1 &
 wait $!

@@ -7,6 +7,13 @@
 
 KV_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 KV_USER=${KV_USER:-kvstore}
+# KV_PREFIX, when set, is a private copy of the server's installation that
+# kvstore is installed into instead of the system's: runs from several
+# checkouts then never load each other's build
+KV_PREFIX=${KV_PREFIX:-}
+if [ -n "$KV_PREFIX" ]; then
+	KV_PGBIN=$KV_PREFIX/usr/lib/postgresql/15/bin
+fi
 KV_PGBIN=${KV_PGBIN:-/usr/lib/postgresql/15/bin}
 KV_PGXS=$(dirname "$KV_PGBIN")/lib/pgxs
 KV_KAFKA="$KV_ROOT/test/kafka/kafka.sh"
@@ -51,11 +58,26 @@ kv_ensure_user() {
 
 kv_as_user() { runuser -u "$KV_USER" -- "$@"; }
 
+# kv_private_install: with KV_PREFIX, copy the system's PostgreSQL 15 into
+# it once; its binaries find their libraries and extensions relative to
+# themselves
+kv_private_install() {
+	[ -n "$KV_PREFIX" ] || return 0
+	if [ ! -x "$KV_PGBIN/postgres" ]; then
+		mkdir -p "$KV_PREFIX/usr/lib/postgresql" "$KV_PREFIX/usr/share/postgresql"
+		cp -a /usr/lib/postgresql/15 "$KV_PREFIX/usr/lib/postgresql/"
+		cp -a /usr/share/postgresql/15 "$KV_PREFIX/usr/share/postgresql/"
+		chmod -R a+rX "$KV_PREFIX"
+	fi
+}
+
 # Build with warnings as errors, install into the server
 kv_build() {
-	make -C "$KV_ROOT" -s clean >/dev/null
-	make -C "$KV_ROOT" -s PG_CFLAGS="-Werror" >/dev/null
-	make -C "$KV_ROOT" -s install >/dev/null
+	local pg_config=$KV_PGBIN/pg_config
+	kv_private_install
+	make -C "$KV_ROOT" -s PG_CONFIG="$pg_config" clean >/dev/null
+	make -C "$KV_ROOT" -s PG_CONFIG="$pg_config" PG_CFLAGS="-Werror" >/dev/null
+	make -C "$KV_ROOT" -s PG_CONFIG="$pg_config" install >/dev/null
 }
 
 kv_fetch_kafka() {

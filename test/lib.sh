@@ -64,9 +64,11 @@ kv_as_user() { runuser -u "$KV_USER" -- "$@"; }
 kv_private_install() {
 	[ -n "$KV_PREFIX" ] || return 0
 	if [ ! -x "$KV_PGBIN/postgres" ]; then
-		mkdir -p "$KV_PREFIX/usr/lib/postgresql" "$KV_PREFIX/usr/share/postgresql"
+		mkdir -p "$KV_PREFIX/usr/lib/postgresql" "$KV_PREFIX/usr/share/postgresql" \
+			"$KV_PREFIX/usr/include"
 		cp -a /usr/lib/postgresql/15 "$KV_PREFIX/usr/lib/postgresql/"
 		cp -a /usr/share/postgresql/15 "$KV_PREFIX/usr/share/postgresql/"
+		cp -a /usr/include/postgresql "$KV_PREFIX/usr/include/"
 		chmod -R a+rX "$KV_PREFIX"
 	fi
 }

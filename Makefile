@@ -2,8 +2,9 @@
 
 EXTENSION = kvstore
 MODULE_big = kvstore
-OBJS = src/kvstore.o src/functions.o src/record.o src/producer.o \
-       src/worker.o src/shmem.o src/index.o
+OBJS = src/kvstore.o src/functions.o src/record.o src/topic.o \
+       src/producer.o src/kafka.o src/worker.o src/scan.o src/shmem.o \
+       src/index.o
 DATA = $(wildcard sql/kvstore--*.sql)
 PGFILEDESC = "kvstore - compacted Kafka topics as key-value stores"
 

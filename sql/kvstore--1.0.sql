@@ -63,6 +63,11 @@ CREATE FUNCTION kv_range(topic text, from_key bytea, to_key bytea, max_rows int 
 RETURNS TABLE (key bytea, value bytea)
 AS 'MODULE_PATHNAME', 'kv_range_bytea' LANGUAGE C VOLATILE ROWS 100;
 
+-- Topics: creating one is a separate act, granted on its own
+
+CREATE FUNCTION kv_create_topic(topic text) RETURNS boolean
+AS 'MODULE_PATHNAME', 'kv_create_topic' LANGUAGE C VOLATILE;
+
 -- Monitoring
 
 CREATE FUNCTION kv_topics(
@@ -95,6 +100,7 @@ REVOKE ALL ON FUNCTION
     kv_exists(text, text), kv_exists(text, bytea),
     kv_scan(text, text, int), kv_scan(text, bytea, int),
     kv_range(text, text, text, int), kv_range(text, bytea, bytea, int),
+    kv_create_topic(text),
     kv_topics()
 FROM PUBLIC;
 REVOKE ALL ON kv_topics FROM PUBLIC;

@@ -3,18 +3,16 @@
  * functions.c
  *		  The kv_* SQL functions
  *
- * Each function checks its arguments, attaches the topic if this server
- * has not yet (KvWorkerAttach), waits for the topic to be ready, and then
- * either writes through producer.c or reads the index through index.c.
+ * Each function checks all its arguments first, then opens the topic
+ * (topic.c: reads never create a Kafka topic), and either writes through
+ * producer.c or reads through the look-ups and cursors of scan.c.
  *
  * The text and bytea forms of a function share one C function wherever
  * the bytes are the same; text results are checked to be valid in the
  * database encoding, since other producers may write any bytes.
  *
- * Scans copy entries out in batches, each under one shared hold of the
- * topic lock, and resume after the last key returned: every live key is
- * returned at most once, in order, with a value it really had, while the
- * worker goes on applying records between batches.
+ * Scans return their rows one at a time, reading the cursor a batch
+ * ahead, so a caller that stops early does not pay for the rest.
  *
  * IDENTIFICATION
  *		  src/functions.c
@@ -30,11 +28,9 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "kvstore.h"
-
-/* Entries copied out under one hold of the topic lock */
-#define KV_SCAN_BATCH 256
 
 PG_FUNCTION_INFO_V1(kvstore_check_loaded);
 PG_FUNCTION_INFO_V1(kv_put);
@@ -48,69 +44,56 @@ PG_FUNCTION_INFO_V1(kv_scan_bytea);
 PG_FUNCTION_INFO_V1(kv_range_text);
 PG_FUNCTION_INFO_V1(kv_range_bytea);
 PG_FUNCTION_INFO_V1(kv_sync);
+PG_FUNCTION_INFO_V1(kv_create_topic);
+PG_FUNCTION_INFO_V1(kv_checksum);
 PG_FUNCTION_INFO_V1(kv_topics);
 
-/* Bounds of a scan */
-typedef struct KvScanBounds
-{
-	const char *from;			/* first key, inclusive; NULL: the first */
-	uint32		fromlen;
-	const char *prefix;			/* keys must start with it; NULL: any */
-	uint32		prefixlen;
-	const char *to;				/* last key, exclusive; NULL: no end */
-	uint32		tolen;
-	int64		max_rows;		/* -1: no limit */
-} KvScanBounds;
-
-static KvTopic *topic_arg(FunctionCallInfo fcinfo, int argno);
+static char *topic_arg(FunctionCallInfo fcinfo, int argno);
 static bytea *bytes_arg(FunctionCallInfo fcinfo, int argno, const char *what,
-						KvTopic *topic);
-static int64 max_rows_arg(FunctionCallInfo fcinfo, int argno, KvTopic *topic);
+						const char *topic);
+static int32 max_rows_arg(FunctionCallInfo fcinfo, int argno, const char *topic);
 static Datum copy_bytes(const char *data, uint32 len);
-static void check_text(KvTopic *topic, Datum value, const char *what);
-static int	key_compare(const char *a, uint32 alen, const char *b, uint32 blen);
-static void scan_topic(FunctionCallInfo fcinfo, KvTopic *topic,
-					   const KvScanBounds *bounds, bool as_text);
+static void check_text(const char *topic, const char *data, uint32 len,
+					   const char *what);
 static Datum get_value(FunctionCallInfo fcinfo, bool as_text);
-static Datum scan_prefix(FunctionCallInfo fcinfo, bool as_text);
-static Datum scan_range(FunctionCallInfo fcinfo, bool as_text);
+static Datum scan_rows(FunctionCallInfo fcinfo, bool range, bool as_text);
 
-/* The topic named by argument argno, attached and ready */
-static KvTopic *
+/* The topic name in argument argno, checked before anything is opened */
+static char *
 topic_arg(FunctionCallInfo fcinfo, int argno)
 {
-	KvTopic    *topic;
+	char	   *name;
 
 	KvCheckLoaded();
 	if (PG_ARGISNULL(argno))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("topic must not be NULL")));
-	topic = KvWorkerAttach(text_to_cstring(PG_GETARG_TEXT_PP(argno)));
-	KvTopicWaitReady(topic);
-	return topic;
+	name = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	KvTopicCheckAllowed(name);
+	return name;
 }
 
-/* A key or value argument, which must not be NULL */
+/* A key or value argument, which must not be NULL; a key not empty */
 static bytea *
-bytes_arg(FunctionCallInfo fcinfo, int argno, const char *what, KvTopic *topic)
+bytes_arg(FunctionCallInfo fcinfo, int argno, const char *what, const char *topic)
 {
 	if (PG_ARGISNULL(argno))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s for topic \"%s\" must not be NULL", what, topic->name),
+				 errmsg("%s for topic \"%s\" must not be NULL", what, topic),
 				 strcmp(what, "value") == 0 ?
 				 errhint("Use kv_delete to delete a key.") : 0));
 	if (strcmp(what, "key") == 0 && VARSIZE_ANY_EXHDR(PG_GETARG_BYTEA_PP(argno)) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("key for topic \"%s\" must not be empty", topic->name)));
+				 errmsg("key for topic \"%s\" must not be empty", topic)));
 	return PG_GETARG_BYTEA_PP(argno);
 }
 
 /* The max_rows argument: -1 when NULL */
-static int64
-max_rows_arg(FunctionCallInfo fcinfo, int argno, KvTopic *topic)
+static int32
+max_rows_arg(FunctionCallInfo fcinfo, int argno, const char *topic)
 {
 	int32		max_rows;
 
@@ -120,7 +103,7 @@ max_rows_arg(FunctionCallInfo fcinfo, int argno, KvTopic *topic)
 	if (max_rows < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_rows for topic \"%s\" must not be negative", topic->name)));
+				 errmsg("max_rows for topic \"%s\" must not be negative", topic)));
 	return max_rows;
 }
 
@@ -137,27 +120,14 @@ copy_bytes(const char *data, uint32 len)
 
 /* Refuse bytes that are not valid text in the database encoding */
 static void
-check_text(KvTopic *topic, Datum value, const char *what)
+check_text(const char *topic, const char *data, uint32 len, const char *what)
 {
-	bytea	   *bytes = DatumGetByteaPP(value);
-
-	if (!pg_verifymbstr(VARDATA_ANY(bytes), VARSIZE_ANY_EXHDR(bytes), true))
+	if (!pg_verifymbstr(data, len, true))
 		ereport(ERROR,
 				(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
 				 errmsg("%s in topic \"%s\" is not valid text in encoding \"%s\"",
-						what, topic->name, GetDatabaseEncodingName()),
+						what, topic, GetDatabaseEncodingName()),
 				 errhint("Use the bytea form of the function.")));
-}
-
-/* Unsigned byte order, a shorter key first */
-static int
-key_compare(const char *a, uint32 alen, const char *b, uint32 blen)
-{
-	int			cmp = memcmp(a, b, Min(alen, blen));
-
-	if (cmp != 0)
-		return cmp;
-	return (alen > blen) - (alen < blen);
 }
 
 /*
@@ -181,15 +151,15 @@ kvstore_check_loaded(PG_FUNCTION_ARGS)
 Datum
 kv_put(PG_FUNCTION_ARGS)
 {
-	KvTopic    *topic = topic_arg(fcinfo, 0);
-	bytea	   *key = bytes_arg(fcinfo, 1, "key", topic);
-	bytea	   *value = bytes_arg(fcinfo, 2, "value", topic);
+	char	   *name = topic_arg(fcinfo, 0);
+	bytea	   *key = bytes_arg(fcinfo, 1, "key", name);
+	bytea	   *value = bytes_arg(fcinfo, 2, "value", name);
 	KvRecord	rec;
 
 	rec = KvRecordFromBytes(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key),
 							VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value), false);
-	KvRecordCheck(topic->name, &rec);
-	PG_RETURN_INT64(KvProducerPut(topic, &rec));
+	KvRecordCheck(name, &rec);
+	PG_RETURN_INT64(KvProducerWrite(KvTopicOpen(name, KV_OPEN_WRITE), &rec, 1, false));
 }
 
 /*
@@ -199,14 +169,14 @@ kv_put(PG_FUNCTION_ARGS)
 Datum
 kv_delete(PG_FUNCTION_ARGS)
 {
-	KvTopic    *topic = topic_arg(fcinfo, 0);
-	bytea	   *key = bytes_arg(fcinfo, 1, "key", topic);
+	char	   *name = topic_arg(fcinfo, 0);
+	bytea	   *key = bytes_arg(fcinfo, 1, "key", name);
 	KvRecord	rec;
 
 	rec = KvRecordFromBytes(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key),
 							NULL, 0, true);
-	KvRecordCheck(topic->name, &rec);
-	PG_RETURN_INT64(KvProducerPut(topic, &rec));
+	KvRecordCheck(name, &rec);
+	PG_RETURN_INT64(KvProducerWrite(KvTopicOpen(name, KV_OPEN_WRITE), &rec, 1, false));
 }
 
 /*
@@ -219,7 +189,7 @@ kv_delete(PG_FUNCTION_ARGS)
 Datum
 kv_put_many(PG_FUNCTION_ARGS)
 {
-	KvTopic    *topic = topic_arg(fcinfo, 0);
+	char	   *name = topic_arg(fcinfo, 0);
 	ArrayType  *keys;
 	ArrayType  *vals;
 	Datum	   *key_datums;
@@ -233,14 +203,14 @@ kv_put_many(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("keys and values for topic \"%s\" must not be NULL", topic->name)));
+				 errmsg("keys and values for topic \"%s\" must not be NULL", name)));
 	keys = PG_GETARG_ARRAYTYPE_P(1);
 	vals = PG_GETARG_ARRAYTYPE_P(2);
 	if (ARR_NDIM(keys) > 1 || ARR_NDIM(vals) > 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 				 errmsg("keys and values for topic \"%s\" must be one-dimensional arrays",
-						topic->name)));
+						name)));
 
 	/* text and bytea elements are both varlena: read them the same way */
 	deconstruct_array(keys, ARR_ELEMTYPE(keys), -1, false, TYPALIGN_INT,
@@ -251,7 +221,7 @@ kv_put_many(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 				 errmsg("keys and values for topic \"%s\" differ in length: %d keys, %d values",
-						topic->name, nkeys, nvals)));
+						name, nkeys, nvals)));
 	if (nkeys == 0)
 		PG_RETURN_NULL();
 
@@ -264,7 +234,7 @@ kv_put_many(PG_FUNCTION_ARGS)
 		if (key_nulls[i])
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("key %d for topic \"%s\" must not be NULL", i + 1, topic->name)));
+					 errmsg("key %d for topic \"%s\" must not be NULL", i + 1, name)));
 		key = DatumGetByteaPP(key_datums[i]);
 		if (!val_nulls[i])
 			value = DatumGetByteaPP(val_datums[i]);
@@ -272,33 +242,25 @@ kv_put_many(PG_FUNCTION_ARGS)
 									value ? VARDATA_ANY(value) : NULL,
 									value ? VARSIZE_ANY_EXHDR(value) : 0,
 									value == NULL);
-		KvRecordCheck(topic->name, &recs[i]);
+		KvRecordCheck(name, &recs[i]);
 	}
-	PG_RETURN_INT64(KvProducerPutMany(topic, recs, nkeys));
+	PG_RETURN_INT64(KvProducerWrite(KvTopicOpen(name, KV_OPEN_WRITE), recs, nkeys, true));
 }
 
 /* A key's value, copied out of the index, or NULL */
 static Datum
 get_value(FunctionCallInfo fcinfo, bool as_text)
 {
-	KvTopic    *topic = topic_arg(fcinfo, 0);
-	bytea	   *key = bytes_arg(fcinfo, 1, "key", topic);
-	KvEntryView view;
-	Datum		result = (Datum) 0;
-	bool		found;
+	char	   *name = topic_arg(fcinfo, 0);
+	bytea	   *key = bytes_arg(fcinfo, 1, "key", name);
+	KvRow		row;
 
-	LWLockAcquire(topic->lock, LW_SHARED);
-	found = KvIndexLookup(KvShmemArea(), &topic->index,
-						  VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), &view);
-	if (found)
-		result = copy_bytes(view.value, view.vallen);
-	LWLockRelease(topic->lock);
-
-	if (!found)
+	if (!KvScanLookup(KvTopicOpen(name, KV_OPEN_READ),
+					  VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), &row))
 		PG_RETURN_NULL();
 	if (as_text)
-		check_text(topic, result, "value");
-	return result;
+		check_text(name, row.value, row.vallen, "value");
+	return copy_bytes(row.value, row.vallen);
 }
 
 /*
@@ -324,156 +286,106 @@ kv_get_bytea(PG_FUNCTION_ARGS)
 Datum
 kv_exists(PG_FUNCTION_ARGS)
 {
-	KvTopic    *topic = topic_arg(fcinfo, 0);
-	bytea	   *key = bytes_arg(fcinfo, 1, "key", topic);
-	KvEntryView view;
-	bool		found;
+	char	   *name = topic_arg(fcinfo, 0);
+	bytea	   *key = bytes_arg(fcinfo, 1, "key", name);
+	KvRow		row;
 
-	LWLockAcquire(topic->lock, LW_SHARED);
-	found = KvIndexLookup(KvShmemArea(), &topic->index,
-						  VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), &view);
-	LWLockRelease(topic->lock);
-	PG_RETURN_BOOL(found);
+	PG_RETURN_BOOL(KvScanLookup(KvTopicOpen(name, KV_OPEN_READ),
+								VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), &row));
 }
 
-/* Return the entries within bounds, in key order, as (key, value) rows */
-static void
-scan_topic(FunctionCallInfo fcinfo, KvTopic *topic,
-		   const KvScanBounds *bounds, bool as_text)
+/* The cursor of a kv_scan or kv_range call, across its calls */
+typedef struct KvScanCall
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	dsa_area   *area = KvShmemArea();
-	MemoryContext batch_context;
-	MemoryContext oldcontext;
-	char	   *last = NULL;	/* last key returned */
-	uint32		lastlen = 0;
-	int64		returned = 0;
-	bool		done = false;
+	KvScan	   *scan;
+	char	   *topic;
+	int32		max_rows;		/* -1: no limit */
+	bool		as_text;
+	TupleDesc	tupdesc;
+} KvScanCall;
 
-	InitMaterializedSRF(fcinfo, 0);
-	if (bounds->max_rows == 0)
-		return;
+/*
+ * Rows of kv_scan (prefix) or kv_range (from, to), in key order, one per
+ * call: the cursor reads a batch ahead, so stopping early is cheap.
+ */
+static Datum
+scan_rows(FunctionCallInfo fcinfo, bool range, bool as_text)
+{
+	FuncCallContext *funcctx;
+	KvScanCall *call;
+	KvRow		row;
 
-	batch_context = AllocSetContextCreate(CurrentMemoryContext, "kvstore scan",
-										  ALLOCSET_DEFAULT_SIZES);
-	while (!done)
+	if (SRF_IS_FIRSTCALL())
 	{
-		Datum		keys[KV_SCAN_BATCH];
-		Datum		values[KV_SCAN_BATCH];
-		int			n = 0;
-		dsa_pointer pos;
+		MemoryContext oldcontext;
+		KvScanBounds bounds = {0};
+		char	   *name = topic_arg(fcinfo, 0);
+		int32		max_rows = max_rows_arg(fcinfo, range ? 3 : 2, name);
 
-		CHECK_FOR_INTERRUPTS();
-		MemoryContextReset(batch_context);
-		oldcontext = MemoryContextSwitchTo(batch_context);
+		funcctx = SRF_FIRSTCALL_INIT();
+		oldcontext = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
+		call = palloc0(sizeof(KvScanCall));
+		call->topic = pstrdup(name);
+		call->max_rows = max_rows;
+		call->as_text = as_text;
+		if (get_call_result_type(fcinfo, NULL, &call->tupdesc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "return type must be a row type");
+		call->tupdesc = BlessTupleDesc(call->tupdesc);
 
-		LWLockAcquire(topic->lock, LW_SHARED);
-		if (last == NULL)
-			pos = KvIndexSeek(area, &topic->index, bounds->from, bounds->fromlen, true);
-		else
-			pos = KvIndexSeek(area, &topic->index, last, lastlen, false);
-		while (n < KV_SCAN_BATCH &&
-			   (bounds->max_rows < 0 || returned + n < bounds->max_rows))
+		if (range)
 		{
-			KvEntryView view;
+			if (!PG_ARGISNULL(1))
+			{
+				bytea	   *from = PG_GETARG_BYTEA_PP(1);
 
-			if (!DsaPointerIsValid(pos))
-			{
-				done = true;
-				break;
+				bounds.lower = VARDATA_ANY(from);
+				bounds.lowerlen = VARSIZE_ANY_EXHDR(from);
+				bounds.lower_inclusive = true;
 			}
-			KvIndexView(area, pos, &view);
-			if ((bounds->prefix != NULL &&
-				 (view.keylen < bounds->prefixlen ||
-				  memcmp(view.key, bounds->prefix, bounds->prefixlen) != 0)) ||
-				(bounds->to != NULL &&
-				 key_compare(view.key, view.keylen, bounds->to, bounds->tolen) >= 0))
+			if (!PG_ARGISNULL(2))
 			{
-				done = true;
-				break;
+				bytea	   *to = PG_GETARG_BYTEA_PP(2);
+
+				bounds.upper = VARDATA_ANY(to);
+				bounds.upperlen = VARSIZE_ANY_EXHDR(to);
+				bounds.upper_inclusive = false;
 			}
-			keys[n] = copy_bytes(view.key, view.keylen);
-			values[n] = copy_bytes(view.value, view.vallen);
-			n++;
-			pos = KvIndexNext(area, pos);
 		}
-		LWLockRelease(topic->lock);
+		else if (!PG_ARGISNULL(1))
+		{
+			bytea	   *prefix = PG_GETARG_BYTEA_PP(1);
+
+			bounds.prefix = VARDATA_ANY(prefix);
+			bounds.prefixlen = VARSIZE_ANY_EXHDR(prefix);
+		}
+		if (max_rows != 0)
+			call->scan = KvScanBegin(KvTopicOpen(name, KV_OPEN_READ), &bounds);
+		funcctx->user_fctx = call;
 		MemoryContextSwitchTo(oldcontext);
+	}
 
-		for (int i = 0; i < n; i++)
+	funcctx = SRF_PERCALL_SETUP();
+	call = (KvScanCall *) funcctx->user_fctx;
+	if (call->scan != NULL &&
+		(call->max_rows < 0 || funcctx->call_cntr < (uint64) call->max_rows) &&
+		KvScanNext(call->scan, &row))
+	{
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+
+		if (call->as_text)
 		{
-			Datum		row[2] = {keys[i], values[i]};
-			bool		nulls[2] = {false, false};
-
-			if (as_text)
-			{
-				check_text(topic, keys[i], "key");
-				check_text(topic, values[i], "value");
-			}
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, nulls);
+			check_text(call->topic, row.key, row.keylen, "key");
+			check_text(call->topic, row.value, row.vallen, "value");
 		}
-		returned += n;
-		if (bounds->max_rows >= 0 && returned >= bounds->max_rows)
-			done = true;
-		if (n > 0 && !done)
-		{
-			bytea	   *lastkey = DatumGetByteaPP(keys[n - 1]);
-
-			if (last != NULL)
-				pfree(last);
-			lastlen = VARSIZE_ANY_EXHDR(lastkey);
-			last = palloc(lastlen);
-			memcpy(last, VARDATA_ANY(lastkey), lastlen);
-		}
+		values[0] = copy_bytes(row.key, row.keylen);
+		values[1] = copy_bytes(row.value, row.vallen);
+		SRF_RETURN_NEXT(funcctx,
+						HeapTupleGetDatum(heap_form_tuple(call->tupdesc, values, nulls)));
 	}
-	MemoryContextDelete(batch_context);
-}
-
-/* kv_scan: the keys that start with a prefix */
-static Datum
-scan_prefix(FunctionCallInfo fcinfo, bool as_text)
-{
-	KvTopic    *topic = topic_arg(fcinfo, 0);
-	KvScanBounds bounds = {0};
-
-	if (!PG_ARGISNULL(1))
-	{
-		bytea	   *prefix = PG_GETARG_BYTEA_PP(1);
-
-		bounds.prefix = VARDATA_ANY(prefix);
-		bounds.prefixlen = VARSIZE_ANY_EXHDR(prefix);
-		bounds.from = bounds.prefix;
-		bounds.fromlen = bounds.prefixlen;
-	}
-	bounds.max_rows = max_rows_arg(fcinfo, 2, topic);
-	scan_topic(fcinfo, topic, &bounds, as_text);
-	return (Datum) 0;
-}
-
-/* kv_range: the keys from from_key (inclusive) to to_key (exclusive) */
-static Datum
-scan_range(FunctionCallInfo fcinfo, bool as_text)
-{
-	KvTopic    *topic = topic_arg(fcinfo, 0);
-	KvScanBounds bounds = {0};
-
-	if (!PG_ARGISNULL(1))
-	{
-		bytea	   *from = PG_GETARG_BYTEA_PP(1);
-
-		bounds.from = VARDATA_ANY(from);
-		bounds.fromlen = VARSIZE_ANY_EXHDR(from);
-	}
-	if (!PG_ARGISNULL(2))
-	{
-		bytea	   *to = PG_GETARG_BYTEA_PP(2);
-
-		bounds.to = VARDATA_ANY(to);
-		bounds.tolen = VARSIZE_ANY_EXHDR(to);
-	}
-	bounds.max_rows = max_rows_arg(fcinfo, 3, topic);
-	scan_topic(fcinfo, topic, &bounds, as_text);
-	return (Datum) 0;
+	if (call->scan != NULL)
+		KvScanEnd(call->scan);
+	SRF_RETURN_DONE(funcctx);
 }
 
 /*
@@ -483,13 +395,13 @@ scan_range(FunctionCallInfo fcinfo, bool as_text)
 Datum
 kv_scan_text(PG_FUNCTION_ARGS)
 {
-	return scan_prefix(fcinfo, true);
+	return scan_rows(fcinfo, false, true);
 }
 
 Datum
 kv_scan_bytea(PG_FUNCTION_ARGS)
 {
-	return scan_prefix(fcinfo, false);
+	return scan_rows(fcinfo, false, false);
 }
 
 /*
@@ -499,13 +411,13 @@ kv_scan_bytea(PG_FUNCTION_ARGS)
 Datum
 kv_range_text(PG_FUNCTION_ARGS)
 {
-	return scan_range(fcinfo, true);
+	return scan_rows(fcinfo, true, true);
 }
 
 Datum
 kv_range_bytea(PG_FUNCTION_ARGS)
 {
-	return scan_range(fcinfo, false);
+	return scan_rows(fcinfo, true, false);
 }
 
 /*
@@ -517,12 +429,57 @@ kv_range_bytea(PG_FUNCTION_ARGS)
 Datum
 kv_sync(PG_FUNCTION_ARGS)
 {
-	KvTopic    *topic = topic_arg(fcinfo, 0);
-	int64		end = KvProducerEndOffset(topic->name);
+	KvTopicRef *ref = KvTopicOpen(topic_arg(fcinfo, 0), KV_OPEN_READ);
+	int64		end;
 
+	KvTopicWaitReady(ref);
+	end = KvKafkaEndOffset(ref->name);
 	if (end > 0)
-		KvTopicWaitApplied(topic, end - 1);
+		KvTopicWaitApplied(ref, end - 1);
 	PG_RETURN_INT64(end);
+}
+
+/*
+ * kv_create_topic
+ *		Create a topic in Kafka (one partition, compacted) if it does not
+ *		exist, and attach it here.  Returns whether it was created.
+ *
+ * Creating is a separate act from reading and writing: EXECUTE on this
+ * function is revoked from PUBLIC.
+ */
+Datum
+kv_create_topic(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(KvTopicCreate(topic_arg(fcinfo, 0)));
+}
+
+/*
+ * kv_checksum
+ *		The applied offset, the key count and an order-independent checksum
+ *		of a topic's keys and values on this server.
+ *
+ * Two servers that return the same applied offset hold the same data if
+ * and only if (but for hash collisions) their checksums are equal.
+ */
+Datum
+kv_checksum(PG_FUNCTION_ARGS)
+{
+	KvTopicRef *ref = KvTopicOpen(topic_arg(fcinfo, 0), KV_OPEN_READ);
+	TupleDesc	tupdesc;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+	int64		keys;
+	int64		checksum;
+	int64		applied;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	KvScanChecksum(ref, &keys, &checksum, &applied);
+	values[0] = Int64GetDatum(applied);
+	values[1] = Int64GetDatum(keys);
+	values[2] = Int64GetDatum(checksum);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc),
+													  values, nulls)));
 }
 
 /*

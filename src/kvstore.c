@@ -33,6 +33,8 @@ int			kvstore_max_topics = 16;
 char	   *kvstore_topics = NULL;
 int			kvstore_replication_factor = -1;
 int			kvstore_write_timeout = 30000;	/* ms */
+bool		kvstore_auto_create_topics = false;
+char	   *kvstore_allowed_topics = NULL;
 
 /* Saved hook values */
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -83,6 +85,24 @@ _PG_init(void)
 							PGC_USERSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("kvstore.auto_create_topics",
+							 "Lets writes create the topics they name when they do not exist.",
+							 "Reads never create topics; kv_create_topic always can.",
+							 &kvstore_auto_create_topics,
+							 false,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("kvstore.allowed_topics",
+							   "Sets the topics kvstore may attach: names, or prefixes followed by *.",
+							   "\"*\" allows every topic but the internal ones.",
+							   &kvstore_allowed_topics,
+							   "*",
+							   PGC_SIGHUP,
+							   GUC_LIST_INPUT,
+							   NULL, NULL, NULL);
 
 	/*
 	 * Settings that size shared memory or start workers exist only when

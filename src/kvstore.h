@@ -5,13 +5,14 @@
  *
  * kvstore materializes compacted Kafka topics into shared memory.  One
  * write passes through the files in this order: functions.c checks the
- * arguments, record.c turns them into a record, producer.c sends it to
- * Kafka and waits, worker.c consumes it back and index.c applies it to the
- * topic's index in the memory shmem.c set up.  A read goes from
- * functions.c straight to index.c.
+ * arguments, record.c turns them into a record, topic.c opens the topic,
+ * producer.c sends the record to Kafka (through the client settings of
+ * kafka.c) and waits, worker.c consumes it back and index.c applies it to
+ * the topic's index in the memory shmem.c set up.  A read goes from
+ * functions.c through topic.c and the cursor of scan.c to index.c.
  *
  * This is the only header of the extension.  It does not include
- * librdkafka: only producer.c and worker.c talk to Kafka.
+ * librdkafka: only kafka.c, producer.c and worker.c talk to Kafka.
  *
  * IDENTIFICATION
  *		  src/kvstore.h
@@ -103,9 +104,15 @@ typedef struct KvTopic
 	ConditionVariable cv;		/* broadcast when applied or state changes */
 	pg_atomic_uint64 applied;	/* next offset to apply: every record below
 								 * it is in the index */
+	pg_atomic_uint64 incarnation;	/* bumped whenever the slot is claimed or
+									 * freed: a reference to an older
+									 * incarnation is stale */
 
 	slock_t		mutex;			/* protects the fields below */
-	KvTopicState state;
+	KvTopicState state;			/* changes away from READY only under the
+								 * exclusive lock, too */
+	uint64		generation;		/* bumped, under the exclusive lock, each
+								 * time the index is emptied */
 	pid_t		worker_pid;		/* 0 when no worker runs */
 	int64		end_offset;		/* end of the log last seen by the worker */
 	int64		bootstrap_target;	/* end of the log when bootstrap began */
@@ -121,6 +128,52 @@ typedef struct KvTopic
 	KvIndex		index;			/* protected by lock */
 } KvTopic;
 
+/*
+ * A backend's reference to an attached topic: the slot, and the incarnation
+ * of the slot it was found in.  Every wait re-checks the incarnation, so a
+ * slot freed and claimed by another topic meanwhile is never used by
+ * mistake.  The name is a copy, for messages.
+ */
+typedef struct KvTopicRef
+{
+	KvTopic    *topic;
+	uint64		incarnation;
+	char		name[KV_MAX_TOPIC_NAME + 1];
+} KvTopicRef;
+
+/* What opening a topic may do when this server has not attached it */
+typedef enum KvOpenMode
+{
+	KV_OPEN_READ,				/* attach a topic that exists in Kafka */
+	KV_OPEN_WRITE,				/* also create it, if kvstore.auto_create_topics */
+	KV_OPEN_CREATE				/* create it if missing (kv_create_topic) */
+} KvOpenMode;
+
+/* One entry copied out of the index, in memory of the caller */
+typedef struct KvRow
+{
+	char	   *key;
+	uint32		keylen;
+	char	   *value;
+	uint32		vallen;
+	int64		offset;			/* offset of the record that wrote it */
+} KvRow;
+
+/* Bounds of a scan in unsigned byte order of the keys */
+typedef struct KvScanBounds
+{
+	const char *lower;			/* first key; NULL: from the first */
+	uint32		lowerlen;
+	bool		lower_inclusive;
+	const char *upper;			/* last key; NULL: to the end */
+	uint32		upperlen;
+	bool		upper_inclusive;
+	const char *prefix;			/* keys must start with it; NULL: any */
+	uint32		prefixlen;
+} KvScanBounds;
+
+typedef struct KvScan KvScan;	/* a cursor over one topic, scan.c */
+
 /* in kvstore.c */
 extern char *kvstore_brokers;
 extern int	kvstore_shared_memory;
@@ -128,6 +181,8 @@ extern int	kvstore_max_topics;
 extern char *kvstore_topics;
 extern int	kvstore_replication_factor;
 extern int	kvstore_write_timeout;
+extern bool kvstore_auto_create_topics;
+extern char *kvstore_allowed_topics;
 extern void KvCheckLoaded(void);
 
 /* in functions.c: SQL-callable, declared by PG_FUNCTION_INFO_V1 */
@@ -138,36 +193,63 @@ extern void KvRecordCheck(const char *topic, const KvRecord *rec);
 extern KvRecord KvRecordFromBytes(const char *key, uint32 keylen,
 								  const char *value, uint32 vallen, bool tombstone);
 
+/* in scan.c */
+extern KvScan *KvScanBegin(KvTopicRef *ref, const KvScanBounds *bounds);
+extern bool KvScanNext(KvScan *scan, KvRow *row);
+extern void KvScanRestart(KvScan *scan);
+extern void KvScanEnd(KvScan *scan);
+extern bool KvScanLookup(KvTopicRef *ref, const char *key, uint32 keylen,
+						 KvRow *row);
+extern int	KvKeyCompare(const char *a, uint32 alen, const char *b, uint32 blen);
+extern void KvScanChecksum(KvTopicRef *ref, int64 *keys, int64 *checksum,
+						   int64 *applied);
+
 /* in producer.c */
+extern void KvProducerBegin(KvTopicRef *ref, bool atomic);
+extern void KvProducerSend(const KvRecord *rec);
+extern int64 KvProducerCommit(void);
+extern void KvProducerAbort(void);
+extern int64 KvProducerWrite(KvTopicRef *ref, const KvRecord *recs, int nrecs,
+							 bool atomic);
+
+/* in worker.c */
+extern void KvLauncherRegister(void);
+extern bool KvWorkerStart(const char *topic);
+extern PGDLLEXPORT void kvstore_worker_main(Datum main_arg);
+extern PGDLLEXPORT void kvstore_launcher_main(Datum main_arg);
+
+/* in topic.c */
+extern void KvTopicCheckAllowed(const char *name);
+extern KvTopicRef *KvTopicOpen(const char *name, KvOpenMode mode);
+extern bool KvTopicCreate(const char *name);
+extern void KvTopicRecheck(KvTopicRef *ref);
+extern uint64 KvTopicLockForRead(KvTopicRef *ref);
+extern void KvTopicWaitReady(KvTopicRef *ref);
+extern void KvTopicWaitApplied(KvTopicRef *ref, int64 offset);
+extern void KvTopicSetError(KvTopic *topic, int sqlstate,
+							const char *fmt,...) pg_attribute_printf(3, 4);
+
+/* in kafka.c */
 struct rd_kafka_conf_s;
 extern struct rd_kafka_conf_s *KvKafkaConfNew(const char *role);
 extern void KvKafkaConfSet(struct rd_kafka_conf_s *conf, const char *name,
 						   const char *value);
-extern int64 KvProducerPut(KvTopic *topic, const KvRecord *rec);
-extern int64 KvProducerPutMany(KvTopic *topic, const KvRecord *recs, int nrecs);
-extern int64 KvProducerEndOffset(const char *topic);
-extern void KvProducerEnsureTopic(const char *topic);
 extern int	KvKafkaSqlstate(int kafka_error);
-
-/* in worker.c */
-extern KvTopic *KvWorkerAttach(const char *topic);
-extern void KvLauncherRegister(void);
-extern PGDLLEXPORT void kvstore_worker_main(Datum main_arg);
-extern PGDLLEXPORT void kvstore_launcher_main(Datum main_arg);
+extern const char *KvKafkaLastLog(void);
+extern bool KvKafkaTopicExists(const char *topic);
+extern bool KvKafkaCreateTopic(const char *topic);
+extern int64 KvKafkaEndOffset(const char *topic);
 
 /* in shmem.c */
 extern Size KvShmemSize(void);
 extern void KvShmemRequest(void);
 extern void KvShmemStartup(void);
 extern dsa_area *KvShmemArea(void);
-extern KvTopic *KvTopicFind(const char *name);
+extern KvTopic *KvTopicFind(const char *name, uint64 *incarnation);
 extern KvTopic *KvTopicClaim(const char *name, bool *claimed);
 extern void KvTopicRelease(KvTopic *topic);
 extern KvTopic *KvTopicByIndex(int i);
-extern void KvTopicSetError(KvTopic *topic, int sqlstate,
-							const char *fmt,...) pg_attribute_printf(3, 4);
-extern void KvTopicWaitReady(KvTopic *topic);
-extern void KvTopicWaitApplied(KvTopic *topic, int64 offset);
+extern int	KvTopicFreeSlots(void);
 
 /* in index.c: caller holds topic->lock as stated at each function */
 extern void KvIndexInit(KvIndex *index);

@@ -1,24 +1,29 @@
 /*-------------------------------------------------------------------------
  *
  * producer.c
- *		  Writes: produce to Kafka, learn the offset, wait until applied
+ *		  Writes: produce a statement's records, then wait once until applied
  *
- * Each backend keeps its own librdkafka producer for its lifetime, created
- * on the first write: an idempotent producer with acks=all for single
- * writes, and a transactional one for batches, so that a failed batch
- * leaves none of its records in the log.  A write produces its records,
- * serves delivery reports with rd_kafka_poll until every record is
- * acknowledged (the report carries the record's offset), then waits on
- * the topic's condition variable until the materializer has applied that
- * offset.  Only then is the write visible to every session here.
+ * A write is made in two steps.  First the statement produces all its
+ * records (KvProducerBegin, KvProducerSend for each, KvProducerCommit):
+ * librdkafka reports each record's offset once Kafka acknowledged it,
+ * and an atomic write is one Kafka transaction, committed only once every
+ * record is acknowledged.  Then the statement waits once, until this
+ * server's materializer has applied the highest offset (topic.c): only
+ * then is the write visible to every session here.
+ *
+ * Each backend keeps its own producers for its lifetime: an idempotent
+ * one with acks=all for single writes, and a transactional one for atomic
+ * writes.  The transactional id is stable per server and backend slot, so
+ * the next backend in the slot fences a transaction a dead one left open;
+ * the transaction is also aborted on every exit path: an error (abort of
+ * the PostgreSQL transaction or subtransaction), and the exit of the
+ * backend (FATAL, pg_terminate_backend).  A producer that librdkafka
+ * declares fatally failed is replaced on the next cur.
  *
  * librdkafka calls back on this backend's thread (delivery reports and,
  * with log.queue, log lines are served by rd_kafka_poll), but a callback
  * never raises an error or allocates: it records the outcome, which is
  * reported once rd_kafka_poll returns.
- *
- * The admin requests that create and check topics live here too: they use
- * the same client.
  *
  * IDENTIFICATION
  *		  src/producer.c
@@ -27,34 +32,53 @@
  */
 #include "postgres.h"
 
+#include <unistd.h>
 #include <librdkafka/rdkafka.h>
 
+#include "access/xact.h"
 #include "access/xlog.h"
+#include "common/hashfn.h"
 #include "miscadmin.h"
+#include "postmaster/postmaster.h"
+#include "storage/backendid.h"
 #include "storage/ipc.h"
-#include "storage/latch.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
-#include "utils/wait_event.h"
 
 #include "kvstore.h"
-
-/* Longest a metadata or admin request may take */
-#define KV_ADMIN_TIMEOUT_MS 10000
 
 /* Longest librdkafka call between two checks for cancel */
 #define KV_POLL_MS 250
 
-/* Outcome of the records of the request in progress */
-typedef struct KvDelivery
+/* Longest the transactional producer may take to start */
+#define KV_INIT_TIMEOUT_MS 10000
+
+/*
+ * Longest a Kafka transaction may stay open: the broker aborts it after
+ * this, should a crashed backend leave one open and no backend take its
+ * slot.  Records of a transaction must be delivered within it, too.
+ */
+#define KV_TXN_TIMEOUT_MS 20000
+
+/* Longest an abort may take on an exit path */
+#define KV_ABORT_TIMEOUT_MS 2000
+
+/* The write in progress in this backend */
+typedef struct KvWrite
 {
+	bool		active;			/* between KvProducerBegin and Commit/Abort */
+	bool		atomic;			/* a Kafka transaction is open */
+	rd_kafka_t *rk;				/* the producer it uses */
+	KvTopicRef *ref;
+	char		topic[KV_MAX_TOPIC_NAME + 1];
 	uint64		request;		/* id carried by each record's opaque */
+	int			sent;			/* records produced */
 	int			pending;		/* records not yet reported */
 	int			failed;			/* records Kafka refused */
 	rd_kafka_resp_err_t err;	/* first refusal */
 	bool		maybe_stored;	/* a refused record may still be stored */
 	int64		max_offset;		/* highest offset acknowledged */
-} KvDelivery;
+} KvWrite;
 
 /* What an error raised during a write should add about the write */
 typedef struct KvWriteContext
@@ -67,131 +91,105 @@ typedef struct KvWriteContext
 static rd_kafka_t *kv_producer = NULL;
 static rd_kafka_t *kv_txn_producer = NULL;
 static char *kv_producer_brokers = NULL;	/* kvstore.brokers at creation */
-static bool kv_exit_registered = false;
+static bool kv_callbacks_registered = false;
 
-static KvDelivery delivery;
+static KvWrite cur;			/* the write in progress */
 static uint64 last_request = 0;
 
-static char kv_last_log[512];
-
-static void kv_log_cb(const rd_kafka_t *rk, int level, const char *fac,
-					  const char *buf);
 static void kv_dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
 						 void *opaque);
 static rd_kafka_t *get_producer(bool transactional);
-static void destroy_producers(int code, Datum arg);
-static void begin_request(void);
-static void produce_record(rd_kafka_t *rk, const char *topic,
-						   const KvRecord *rec);
-static void wait_delivered(rd_kafka_t *rk, const char *topic);
-static void report_delivery_failure(const char *topic);
-static void report_txn_error(rd_kafka_t *rk, const char *topic,
-							 rd_kafka_error_t *error, const char *what);
+static void transactional_id(char *buf, size_t size);
+static void init_transactions(rd_kafka_t *rk);
+static void destroy_producer(rd_kafka_t **slot);
+static void drop_if_fatal(void);
+static void producer_exit(int code, Datum arg);
+static void kv_xact_callback(XactEvent event, void *arg);
+static void kv_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+								SubTransactionId parentSubid, void *arg);
+static void wait_delivered(void);
+static void report_delivery_failure(void);
+static void report_txn_error(rd_kafka_error_t *error, const char *what);
+static void commit_transaction(void);
+static void commit_context(void *arg);
 static void kv_write_context(void *arg);
-static rd_kafka_event_t *wait_admin_event(rd_kafka_queue_t *queue,
-										  const char *topic);
-static bool retry_after(rd_kafka_resp_err_t err, TimestampTz deadline);
-static int	topic_partitions(rd_kafka_t *rk, const char *topic);
-static bool create_topic(rd_kafka_t *rk, const char *topic);
-static rd_kafka_resp_err_t describe_cleanup_policy(rd_kafka_t *rk, const char *topic,
-												   char *policy, size_t size);
-static void check_cleanup_policy(rd_kafka_t *rk, const char *topic);
 
-/*
- * KvKafkaSqlstate
- *		The SQLSTATE that reports a Kafka error.
- */
-int
-KvKafkaSqlstate(int kafka_error)
-{
-	switch ((rd_kafka_resp_err_t) kafka_error)
-	{
-		case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
-		case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
-		case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
-			return ERRCODE_UNDEFINED_OBJECT;
-		case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
-		case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
-		case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
-			return ERRCODE_PROGRAM_LIMIT_EXCEEDED;
-		case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
-		case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
-		case RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
-			return ERRCODE_INSUFFICIENT_PRIVILEGE;
-		case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
-			return ERRCODE_INVALID_NAME;
-		case RD_KAFKA_RESP_ERR_INVALID_REPLICATION_FACTOR:
-		case RD_KAFKA_RESP_ERR_INVALID_CONFIG:
-			return ERRCODE_INVALID_PARAMETER_VALUE;
-		default:
-			return ERRCODE_CONNECTION_FAILURE;
-	}
-}
-
-/* Keep the last log line of librdkafka for error details */
-static void
-kv_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-	if (level <= 4)				/* LOG_WARNING or worse */
-		snprintf(kv_last_log, sizeof(kv_last_log), "%s: %s", fac, buf);
-}
-
-/*
- * KvKafkaConfSet
- *		Set one librdkafka property, raising an error if it is refused.
- */
-void
-KvKafkaConfSet(rd_kafka_conf_t *conf, const char *name, const char *value)
-{
-	char		errstr[256];
-
-	if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid Kafka setting %s = \"%s\"", name, value),
-				 errdetail_internal("%s", errstr)));
-}
-
-/*
- * KvKafkaConfNew
- *		A librdkafka configuration with the settings every client shares.
- *
- * role names the client to the broker (client.id).  Log lines are queued
- * so that they are served on this thread by the poll calls.
- */
-rd_kafka_conf_t *
-KvKafkaConfNew(const char *role)
-{
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	char		client_id[64];
-
-	snprintf(client_id, sizeof(client_id), "kvstore-%s", role);
-	KvKafkaConfSet(conf, "bootstrap.servers", kvstore_brokers);
-	KvKafkaConfSet(conf, "client.id", client_id);
-	KvKafkaConfSet(conf, "log.queue", "true");
-	KvKafkaConfSet(conf, "reconnect.backoff.max.ms", "1000");
-	KvKafkaConfSet(conf, "allow.auto.create.topics", "false");
-	rd_kafka_conf_set_log_cb(conf, kv_log_cb);
-	return conf;
-}
-
-/* Record the outcome of one record of the current request */
+/* Record the outcome of one record of the current write */
 static void
 kv_dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
-	if ((uint64) (uintptr_t) rkm->_private != delivery.request)
-		return;					/* a record of an abandoned request */
+	if ((uint64) (uintptr_t) rkm->_private != cur.request)
+		return;					/* a record of an abandoned write */
 
-	delivery.pending--;
+	cur.pending--;
 	if (rkm->err)
 	{
-		if (delivery.failed++ == 0)
-			delivery.err = rkm->err;
+		if (cur.failed++ == 0)
+			cur.err = rkm->err;
 		if (rd_kafka_message_status(rkm) != RD_KAFKA_MSG_STATUS_NOT_PERSISTED)
-			delivery.maybe_stored = true;
+			cur.maybe_stored = true;
 	}
-	else if (rkm->offset > delivery.max_offset)
-		delivery.max_offset = rkm->offset;
+	else if (rkm->offset > cur.max_offset)
+		cur.max_offset = rkm->offset;
+}
+
+/*
+ * The transactional id of this backend: stable per server and backend
+ * slot, so that the next producer of the slot fences the previous one.
+ * Clones and physical standbys share the system identifier: the host,
+ * port and data directory tell them apart.
+ */
+static void
+transactional_id(char *buf, size_t size)
+{
+	char		host[256] = "";
+	char		where[MAXPGPATH + 300];
+	uint64		server;
+
+	(void) gethostname(host, sizeof(host) - 1);
+	snprintf(where, sizeof(where), "%s:%d:%s", host, PostPortNumber, DataDir);
+	server = hash_bytes_extended((const unsigned char *) where, strlen(where), 0);
+	snprintf(buf, size, "kvstore-" UINT64_FORMAT "-%016llx-%d",
+			 GetSystemIdentifier(), (unsigned long long) server,
+#if PG_VERSION_NUM >= 170000
+			 MyProcNumber
+#else
+			 MyBackendId
+#endif
+		);
+}
+
+/* Start the transactional producer in short tries, so cancel is served */
+static void
+init_transactions(rd_kafka_t *rk)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   KV_INIT_TIMEOUT_MS);
+	rd_kafka_error_t *error;
+
+	while ((error = rd_kafka_init_transactions(rk, KV_POLL_MS)) != NULL)
+	{
+		char		detail[512];
+		rd_kafka_resp_err_t code = rd_kafka_error_code(error);
+
+		if (code == RD_KAFKA_RESP_ERR__TIMED_OUT &&
+			rd_kafka_error_is_retriable(error) &&
+			GetCurrentTimestamp() < deadline &&
+			!InterruptPending)
+		{
+			rd_kafka_error_destroy(error);
+			continue;
+		}
+		strlcpy(detail, rd_kafka_error_string(error), sizeof(detail));
+		rd_kafka_error_destroy(error);
+		destroy_producer(&kv_txn_producer);
+		CHECK_FOR_INTERRUPTS();
+		ereport(ERROR,
+				(errcode(KvKafkaSqlstate(code)),
+				 errmsg("could not start a Kafka transaction producer at \"%s\"",
+						kvstore_brokers),
+				 errdetail_internal("%s", detail)));
+	}
 }
 
 /*
@@ -205,45 +203,43 @@ get_producer(bool transactional)
 	rd_kafka_t **slot = transactional ? &kv_txn_producer : &kv_producer;
 	rd_kafka_conf_t *conf;
 	char		errstr[512];
-	char		value[64];
-	int			message_timeout;
+	char		value[128];
 
 	if (kv_producer_brokers != NULL &&
 		strcmp(kv_producer_brokers, kvstore_brokers) != 0)
-		destroy_producers(0, 0);
-
+	{
+		destroy_producer(&kv_producer);
+		destroy_producer(&kv_txn_producer);
+		pfree(kv_producer_brokers);
+		kv_producer_brokers = NULL;
+	}
 	if (*slot != NULL)
 		return *slot;
 
-	if (!kv_exit_registered)
+	if (!kv_callbacks_registered)
 	{
-		on_proc_exit(destroy_producers, 0);
-		kv_exit_registered = true;
+		before_shmem_exit(producer_exit, 0);
+		RegisterXactCallback(kv_xact_callback, NULL);
+		RegisterSubXactCallback(kv_subxact_callback, NULL);
+		kv_callbacks_registered = true;
 	}
 
 	conf = KvKafkaConfNew(transactional ? "txn" : "producer");
 	KvKafkaConfSet(conf, "enable.idempotence", "true");
 	KvKafkaConfSet(conf, "acks", "all");
 	KvKafkaConfSet(conf, "linger.ms", transactional ? "5" : "0");
-
-	/*
-	 * librdkafka gives up on a record after message.timeout.ms, with a
-	 * report that says whether it may have been stored: make that the
-	 * write timeout.  A transaction must outlive its records, and brokers
-	 * refuse transactions longer than 15 minutes by default.
-	 */
-	message_timeout = kvstore_write_timeout > 0 ? Max(kvstore_write_timeout, 1000) : 300000;
-	if (transactional)
-		message_timeout = Min(message_timeout, 900000);
-	snprintf(value, sizeof(value), "%d", message_timeout);
-	KvKafkaConfSet(conf, "message.timeout.ms", value);
 	if (transactional)
 	{
-		snprintf(value, sizeof(value), "kvstore-" UINT64_FORMAT "-%d",
-				 GetSystemIdentifier(), MyProcPid);
+		transactional_id(value, sizeof(value));
 		KvKafkaConfSet(conf, "transactional.id", value);
-		snprintf(value, sizeof(value), "%d", Max(message_timeout, 60000));
+		snprintf(value, sizeof(value), "%d", KV_TXN_TIMEOUT_MS);
 		KvKafkaConfSet(conf, "transaction.timeout.ms", value);
+		KvKafkaConfSet(conf, "message.timeout.ms", value);
+	}
+	else
+	{
+		/* Writes give up at kvstore.write_timeout; this is a backstop */
+		KvKafkaConfSet(conf, "message.timeout.ms", "300000");
 	}
 	rd_kafka_conf_set_dr_msg_cb(conf, kv_dr_msg_cb);
 
@@ -252,7 +248,7 @@ get_producer(bool transactional)
 	{
 		rd_kafka_conf_destroy(conf);
 		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
+				(errcode(ERRCODE_FDW_ERROR),
 				 errmsg("could not create a Kafka producer"),
 				 errdetail_internal("%s", errstr)));
 	}
@@ -263,135 +259,319 @@ get_producer(bool transactional)
 		kv_producer_brokers = MemoryContextStrdup(TopMemoryContext, kvstore_brokers);
 
 	if (transactional)
-	{
-		rd_kafka_error_t *error;
-
-		error = rd_kafka_init_transactions(*slot, KV_ADMIN_TIMEOUT_MS);
-		if (error)
-		{
-			char		detail[512];
-			rd_kafka_resp_err_t code = rd_kafka_error_code(error);
-
-			strlcpy(detail, rd_kafka_error_string(error), sizeof(detail));
-			rd_kafka_error_destroy(error);
-			rd_kafka_destroy(*slot);
-			*slot = NULL;
-			ereport(ERROR,
-					(errcode(KvKafkaSqlstate(code)),
-					 errmsg("could not start a Kafka transaction producer at \"%s\"",
-							kvstore_brokers),
-					 errdetail_internal("%s", detail)));
-		}
-	}
+		init_transactions(*slot);
 	return *slot;
 }
 
-/* Flush and destroy the producers, at backend exit or on a broker change */
+/* Destroy a producer, dropping its undelivered records */
 static void
-destroy_producers(int code, Datum arg)
+destroy_producer(rd_kafka_t **slot)
 {
+	if (*slot == NULL)
+		return;
+	if (cur.rk == *slot)
+	{
+		cur.active = false;
+		cur.atomic = false;
+		cur.rk = NULL;
+	}
+	rd_kafka_purge(*slot, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_NON_BLOCKING);
+	rd_kafka_destroy(*slot);
+	*slot = NULL;
+}
+
+/* Replace the producers librdkafka declared fatally failed */
+static void
+drop_if_fatal(void)
+{
+	if (kv_producer != NULL &&
+		rd_kafka_fatal_error(kv_producer, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		destroy_producer(&kv_producer);
+	if (kv_txn_producer != NULL &&
+		rd_kafka_fatal_error(kv_txn_producer, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		destroy_producer(&kv_txn_producer);
+}
+
+/* At backend exit: abort an open transaction, deliver, destroy */
+static void
+producer_exit(int code, Datum arg)
+{
+	KvProducerAbort();
 	if (kv_producer != NULL)
-	{
-		rd_kafka_flush(kv_producer, 1000);
-		rd_kafka_destroy(kv_producer);
-		kv_producer = NULL;
-	}
-	if (kv_txn_producer != NULL)
-	{
-		rd_kafka_destroy(kv_txn_producer);
-		kv_txn_producer = NULL;
-	}
-	if (kv_producer_brokers != NULL)
-	{
-		pfree(kv_producer_brokers);
-		kv_producer_brokers = NULL;
-	}
+		rd_kafka_flush(kv_producer, KV_ABORT_TIMEOUT_MS);
+	destroy_producer(&kv_producer);
+	destroy_producer(&kv_txn_producer);
 }
 
-/* Start tracking a new request; reports of older ones are ignored */
+/* An aborted PostgreSQL transaction aborts the write in progress */
 static void
-begin_request(void)
+kv_xact_callback(XactEvent event, void *arg)
 {
-	delivery.request = ++last_request;
-	delivery.pending = 0;
-	delivery.failed = 0;
-	delivery.err = RD_KAFKA_RESP_ERR_NO_ERROR;
-	delivery.maybe_stored = false;
-	delivery.max_offset = -1;
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		KvProducerAbort();
 }
 
-/* Hand one record to librdkafka, waiting for room in its queue */
+/* So does an aborted subtransaction: the statement that wrote failed */
 static void
-produce_record(rd_kafka_t *rk, const char *topic, const KvRecord *rec)
+kv_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		KvProducerAbort();
+}
+
+/*
+ * KvProducerBegin
+ *		Start a write to a topic: atomic writes open a Kafka transaction.
+ *
+ * Waits for the topic to be ready first, so that a write is not sent to
+ * a topic this server cannot serve.
+ */
+void
+KvProducerBegin(KvTopicRef *ref, bool atomic)
+{
+	rd_kafka_t *rk;
+
+	if (cur.active)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot write to topic \"%s\" while a write to topic \"%s\" is in progress",
+						ref->name, cur.topic),
+				 errdetail("A statement may write to one topic at a time.")));
+	KvTopicWaitReady(ref);
+	rk = get_producer(atomic);
+
+	cur.request = ++last_request;
+	cur.ref = ref;
+	strlcpy(cur.topic, ref->name, sizeof(cur.topic));
+	cur.sent = 0;
+	cur.pending = 0;
+	cur.failed = 0;
+	cur.err = RD_KAFKA_RESP_ERR_NO_ERROR;
+	cur.maybe_stored = false;
+	cur.max_offset = -1;
+	cur.rk = rk;
+
+	if (atomic)
+	{
+		rd_kafka_error_t *error = rd_kafka_begin_transaction(rk);
+
+		if (error)
+			report_txn_error(error, "begin");
+	}
+	cur.atomic = atomic;
+	cur.active = true;
+}
+
+/*
+ * KvProducerSend
+ *		Hand one record of the write in progress to librdkafka.
+ *
+ * Waits for room in librdkafka's queue; delivery reports are served as
+ * they come.  The record's bytes are copied.
+ */
+void
+KvProducerSend(const KvRecord *rec)
 {
 	rd_kafka_resp_err_t err;
 
+	Assert(cur.active);
 	for (;;)
 	{
 		/* A non-NULL pointer with length 0 is an empty value, not a tombstone */
-		err = rd_kafka_producev(rk,
-								RD_KAFKA_V_TOPIC(topic),
+		err = rd_kafka_producev(cur.rk,
+								RD_KAFKA_V_TOPIC(cur.topic),
 								RD_KAFKA_V_PARTITION(0),
 								RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 								RD_KAFKA_V_KEY(rec->key, rec->keylen),
 								RD_KAFKA_V_VALUE(rec->tombstone ? NULL : (void *) (rec->value ? rec->value : ""),
 												 rec->tombstone ? 0 : rec->vallen),
-								RD_KAFKA_V_OPAQUE((void *) (uintptr_t) delivery.request),
+								RD_KAFKA_V_OPAQUE((void *) (uintptr_t) cur.request),
 								RD_KAFKA_V_END);
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
 		CHECK_FOR_INTERRUPTS();
-		rd_kafka_poll(rk, 10);
+		rd_kafka_poll(cur.rk, 10);
 	}
 	if (err)
 		ereport(ERROR,
 				(errcode(KvKafkaSqlstate(err)),
-				 errmsg("could not write to topic \"%s\"", topic),
+				 errmsg("could not write to topic \"%s\"", cur.topic),
 				 errdetail_internal("%s", rd_kafka_err2str(err))));
-	delivery.pending++;
+	cur.pending++;
+	if (++cur.sent % 1024 == 0)
+		rd_kafka_poll(cur.rk, 0);
 }
 
-/* Serve delivery reports until every record of the request has one */
+/* Serve delivery reports until every record of the write has one */
 static void
-wait_delivered(rd_kafka_t *rk, const char *topic)
+wait_delivered(void)
 {
 	TimestampTz deadline = 0;
 
-	/* A second past message.timeout.ms: librdkafka's own report is clearer */
 	if (kvstore_write_timeout > 0)
 		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-											   Max(kvstore_write_timeout, 1000) + 1000);
-	while (delivery.pending > 0)
+											   kvstore_write_timeout);
+	while (cur.pending > 0)
 	{
 		CHECK_FOR_INTERRUPTS();
 		if (deadline != 0 && GetCurrentTimestamp() >= deadline)
+		{
+			const char *last_log = KvKafkaLastLog();
+
+			/* Records not yet sent never will be */
+			rd_kafka_purge(cur.rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_NON_BLOCKING);
 			ereport(ERROR,
 					(errcode(ERRCODE_QUERY_CANCELED),
 					 errmsg("timed out waiting for Kafka to acknowledge a write to topic \"%s\"",
-							topic),
+							cur.topic),
+					 cur.atomic ?
+					 errdetail("The transaction is aborted: none of its records is stored.") :
 					 errdetail("The write may still be stored in Kafka."),
-					 kv_last_log[0] ? errcontext("last Kafka log: %s", kv_last_log) : 0,
+					 last_log[0] ? errcontext("last Kafka log: %s", last_log) : 0,
 					 errhint("Check that the brokers in kvstore.brokers (\"%s\") are reachable.",
 							 kvstore_brokers)));
-		rd_kafka_poll(rk, KV_POLL_MS);
+		}
+		rd_kafka_poll(cur.rk, KV_POLL_MS);
 	}
 }
 
-/* Raise the error of a request some of whose records Kafka refused */
+/* Raise the error of a write some of whose records Kafka refused */
 static void
-report_delivery_failure(const char *topic)
+report_delivery_failure(void)
 {
-	if (delivery.maybe_stored)
+	drop_if_fatal();
+	if (cur.maybe_stored && !cur.atomic)
 		ereport(ERROR,
-				(errcode(KvKafkaSqlstate(delivery.err)),
-				 errmsg("write to topic \"%s\" failed with an uncertain outcome", topic),
+				(errcode(KvKafkaSqlstate(cur.err)),
+				 errmsg("write to topic \"%s\" failed with an uncertain outcome", cur.topic),
 				 errdetail("Kafka did not confirm the write, but it may have been stored: %s.",
-						   rd_kafka_err2str(delivery.err))));
+						   rd_kafka_err2str(cur.err))));
 	ereport(ERROR,
-			(errcode(KvKafkaSqlstate(delivery.err)),
-			 errmsg("could not write to topic \"%s\"", topic),
+			(errcode(KvKafkaSqlstate(cur.err)),
+			 errmsg("could not write to topic \"%s\"", cur.topic),
 			 errdetail("Kafka did not store the write: %s.",
-					   rd_kafka_err2str(delivery.err))));
+					   rd_kafka_err2str(cur.err))));
+}
+
+/* Raise a transaction error; the abort follows on the error path */
+static void
+report_txn_error(rd_kafka_error_t *error, const char *what)
+{
+	char		detail[512];
+	rd_kafka_resp_err_t code = rd_kafka_error_code(error);
+	bool		fatal = rd_kafka_error_is_fatal(error);
+
+	strlcpy(detail, rd_kafka_error_string(error), sizeof(detail));
+	rd_kafka_error_destroy(error);
+	if (fatal)
+		destroy_producer(&kv_txn_producer);
+	ereport(ERROR,
+			(errcode(KvKafkaSqlstate(code)),
+			 errmsg("could not %s a transaction on topic \"%s\"", what, cur.topic),
+			 errdetail_internal("%s", detail)));
+}
+
+/*
+ * Commit the open transaction in short tries: the commit goes on in the
+ * background between them, and cancel is served.  A cancel now leaves the
+ * outcome open, which the error context says.
+ */
+static void
+commit_transaction(void)
+{
+	TimestampTz deadline = 0;
+	rd_kafka_error_t *error;
+	ErrorContextCallback errcallback;
+
+	if (kvstore_write_timeout > 0)
+		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											   kvstore_write_timeout);
+	errcallback.callback = commit_context;
+	errcallback.arg = NULL;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+	while ((error = rd_kafka_commit_transaction(cur.rk, KV_POLL_MS)) != NULL)
+	{
+		if (!rd_kafka_error_is_retriable(error) ||
+			rd_kafka_error_code(error) != RD_KAFKA_RESP_ERR__TIMED_OUT ||
+			(deadline != 0 && GetCurrentTimestamp() >= deadline))
+			report_txn_error(error, "commit");
+		rd_kafka_error_destroy(error);
+		CHECK_FOR_INTERRUPTS();
+	}
+	error_context_stack = errcallback.previous;
+}
+
+/* Errors while a commit is under way leave its outcome open */
+static void
+commit_context(void *arg)
+{
+	errcontext("the commit of the transaction on topic \"%s\" was requested; it may or may not be stored",
+			   cur.topic);
+}
+
+/*
+ * KvProducerCommit
+ *		Finish producing the write in progress: wait until Kafka has
+ *		acknowledged every record, and commit its transaction.
+ *
+ * Returns the highest offset, or -1 when nothing was sent.  The caller
+ * then waits until it is applied (KvTopicWaitApplied).  On error the
+ * write is aborted by the error path.
+ */
+int64
+KvProducerCommit(void)
+{
+	int64		offset;
+
+	Assert(cur.active);
+	wait_delivered();
+	if (cur.failed > 0)
+		report_delivery_failure();
+	if (cur.atomic)
+		commit_transaction();
+
+	offset = cur.max_offset;
+	SpinLockAcquire(&cur.ref->topic->mutex);
+	cur.ref->topic->writes += cur.sent;
+	SpinLockRelease(&cur.ref->topic->mutex);
+
+	cur.active = false;
+	cur.atomic = false;
+	return offset;
+}
+
+/*
+ * KvProducerAbort
+ *		Abort the write in progress, if any: its open transaction, so that
+ *		none of its records reaches readers.
+ *
+ * Called on every exit path, so it never raises an error: a producer
+ * whose abort fails is destroyed, and the next producer of this backend
+ * slot fences its transaction.
+ */
+void
+KvProducerAbort(void)
+{
+	bool		atomic = cur.atomic;
+
+	if (!cur.active)
+		return;
+	cur.active = false;
+	cur.atomic = false;
+	cur.request = ++last_request;		/* late reports are ignored */
+	if (atomic && kv_txn_producer != NULL)
+	{
+		rd_kafka_error_t *error;
+
+		error = rd_kafka_abort_transaction(kv_txn_producer, KV_ABORT_TIMEOUT_MS);
+		if (error)
+		{
+			rd_kafka_error_destroy(error);
+			destroy_producer(&kv_txn_producer);
+		}
+	}
 }
 
 /* Add what is known of the write to errors raised while waiting */
@@ -409,445 +589,35 @@ kv_write_context(void *arg)
 }
 
 /*
- * KvProducerPut
- *		Write one record and wait until this server has applied it.
+ * KvProducerWrite
+ *		Write records and wait until this server has applied them.
  *
- * Returns the record's offset.  The caller has checked the record and
- * waited for the topic to be ready.
+ * An atomic write is one Kafka transaction.  Returns the highest offset;
+ * the records were checked by the caller.
  */
 int64
-KvProducerPut(KvTopic *topic, const KvRecord *rec)
+KvProducerWrite(KvTopicRef *ref, const KvRecord *recs, int nrecs, bool atomic)
 {
-	rd_kafka_t *rk = get_producer(false);
-	KvWriteContext ctx = {topic->name, false, -1};
+	KvWriteContext ctx = {ref->name, false, -1};
 	ErrorContextCallback errcallback;
 
-	begin_request();
-	produce_record(rk, topic->name, rec);
+	KvProducerBegin(ref, atomic);
+	for (int i = 0; i < nrecs; i++)
+		KvProducerSend(&recs[i]);
 
+	/* An atomic write that fails before its commit stores nothing */
 	errcallback.callback = kv_write_context;
 	errcallback.arg = &ctx;
 	errcallback.previous = error_context_stack;
+	if (!atomic)
+		error_context_stack = &errcallback;
+
+	ctx.offset = KvProducerCommit();
+	ctx.acknowledged = true;
 	error_context_stack = &errcallback;
 
-	wait_delivered(rk, topic->name);
-	if (delivery.failed > 0)
-	{
-		error_context_stack = errcallback.previous;
-		report_delivery_failure(topic->name);
-	}
-
-	ctx.acknowledged = true;
-	ctx.offset = delivery.max_offset;
-	SpinLockAcquire(&topic->mutex);
-	topic->writes++;
-	SpinLockRelease(&topic->mutex);
-
-	KvTopicWaitApplied(topic, ctx.offset);
+	KvTopicWaitApplied(ref, ctx.offset);
 
 	error_context_stack = errcallback.previous;
 	return ctx.offset;
-}
-
-/* Raise a transaction error, dropping the producer when it is unusable */
-static void
-report_txn_error(rd_kafka_t *rk, const char *topic, rd_kafka_error_t *error,
-				 const char *what)
-{
-	char		detail[512];
-	rd_kafka_resp_err_t code = rd_kafka_error_code(error);
-
-	strlcpy(detail, rd_kafka_error_string(error), sizeof(detail));
-	if (rd_kafka_error_is_fatal(error))
-	{
-		rd_kafka_destroy(kv_txn_producer);
-		kv_txn_producer = NULL;
-	}
-	rd_kafka_error_destroy(error);
-	ereport(ERROR,
-			(errcode(KvKafkaSqlstate(code)),
-			 errmsg("could not %s a transaction on topic \"%s\"", what, topic),
-			 errdetail_internal("%s", detail)));
-}
-
-/*
- * KvProducerPutMany
- *		Write records as one Kafka transaction, wait until all are applied.
- *
- * Returns the highest offset.  If anything fails before the commit, the
- * transaction is aborted: none of the records reaches readers.
- */
-int64
-KvProducerPutMany(KvTopic *topic, const KvRecord *recs, int nrecs)
-{
-	rd_kafka_t *rk = get_producer(true);
-	KvWriteContext ctx = {topic->name, false, -1};
-	ErrorContextCallback errcallback;
-	rd_kafka_error_t *error;
-	TimestampTz deadline = 0;
-
-	errcallback.callback = kv_write_context;
-	errcallback.arg = &ctx;
-	errcallback.previous = error_context_stack;
-
-	begin_request();
-	error = rd_kafka_begin_transaction(rk);
-	if (error)
-		report_txn_error(rk, topic->name, error, "begin");
-
-	PG_TRY();
-	{
-		for (int i = 0; i < nrecs; i++)
-			produce_record(rk, topic->name, &recs[i]);
-		wait_delivered(rk, topic->name);
-		if (delivery.failed > 0)
-			report_delivery_failure(topic->name);
-
-		/*
-		 * Commit in short tries: the commit goes on in the background
-		 * between them, and cancel is served.  A cancel now leaves the
-		 * outcome open, which the error context says.
-		 */
-		if (kvstore_write_timeout > 0)
-			deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-												   kvstore_write_timeout);
-		while ((error = rd_kafka_commit_transaction(rk, KV_POLL_MS)) != NULL)
-		{
-			if (!rd_kafka_error_is_retriable(error) ||
-				rd_kafka_error_code(error) != RD_KAFKA_RESP_ERR__TIMED_OUT ||
-				(deadline != 0 && GetCurrentTimestamp() >= deadline))
-				report_txn_error(rk, topic->name, error, "commit");
-			rd_kafka_error_destroy(error);
-			error_context_stack = &errcallback;
-			CHECK_FOR_INTERRUPTS();
-			error_context_stack = errcallback.previous;
-		}
-	}
-	PG_CATCH();
-	{
-		if (kv_txn_producer != NULL)
-		{
-			error = rd_kafka_abort_transaction(kv_txn_producer, KV_ADMIN_TIMEOUT_MS);
-			if (error)
-			{
-				/* Unusable: a new producer fences this one's transaction */
-				rd_kafka_error_destroy(error);
-				rd_kafka_destroy(kv_txn_producer);
-				kv_txn_producer = NULL;
-			}
-		}
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-
-	ctx.acknowledged = true;
-	ctx.offset = delivery.max_offset;
-	SpinLockAcquire(&topic->mutex);
-	topic->writes += nrecs;
-	SpinLockRelease(&topic->mutex);
-
-	error_context_stack = &errcallback;
-
-	KvTopicWaitApplied(topic, ctx.offset);
-
-	error_context_stack = errcallback.previous;
-	return ctx.offset;
-}
-
-/*
- * KvProducerEndOffset
- *		The end of the topic's log now: the offset the next record will get.
- *
- * Asked with isolation level read_committed, so this is the last stable
- * offset: records of open transactions are not counted.
- */
-int64
-KvProducerEndOffset(const char *topic)
-{
-	rd_kafka_t *rk = get_producer(false);
-	int64_t		low;
-	int64_t		high;
-	rd_kafka_resp_err_t err;
-	TimestampTz deadline;
-
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), KV_ADMIN_TIMEOUT_MS);
-	while ((err = rd_kafka_query_watermark_offsets(rk, topic, 0, &low, &high,
-												   KV_POLL_MS)) != RD_KAFKA_RESP_ERR_NO_ERROR &&
-		   retry_after(err, deadline))
-		;
-	if (err)
-		ereport(ERROR,
-				(errcode(KvKafkaSqlstate(err)),
-				 errmsg("could not read the end offset of topic \"%s\"", topic),
-				 errdetail_internal("%s", rd_kafka_err2str(err))));
-	return high;
-}
-
-/* Wait for the result of an admin request, interruptibly */
-static rd_kafka_event_t *
-wait_admin_event(rd_kafka_queue_t *queue, const char *topic)
-{
-	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-													   KV_ADMIN_TIMEOUT_MS + 1000);
-	rd_kafka_event_t *event = NULL;
-
-	PG_TRY();
-	{
-		while (event == NULL)
-		{
-			CHECK_FOR_INTERRUPTS();
-			if (GetCurrentTimestamp() >= deadline)
-				ereport(ERROR,
-						(errcode(ERRCODE_CONNECTION_FAILURE),
-						 errmsg("timed out waiting for Kafka at \"%s\" to describe topic \"%s\"",
-								kvstore_brokers, topic),
-						 kv_last_log[0] ? errdetail_internal("%s", kv_last_log) : 0));
-			event = rd_kafka_queue_poll(queue, KV_POLL_MS);
-		}
-	}
-	PG_CATCH();
-	{
-		rd_kafka_queue_destroy(queue);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	rd_kafka_queue_destroy(queue);
-	return event;
-}
-
-/*
- * Whether a request that failed with err is worth another try before
- * deadline: the broker asked may be down while others are up, or may not
- * know yet of a topic just created.  Serves cancel, and waits a moment
- * when the failure came at once.
- */
-static bool
-retry_after(rd_kafka_resp_err_t err, TimestampTz deadline)
-{
-	if (err != RD_KAFKA_RESP_ERR__TIMED_OUT &&
-		err != RD_KAFKA_RESP_ERR__TRANSPORT &&
-		err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART &&
-		err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN &&
-		err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE &&
-		err != RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION)
-		return false;
-	CHECK_FOR_INTERRUPTS();
-	if (GetCurrentTimestamp() >= deadline)
-		return false;
-	if (err != RD_KAFKA_RESP_ERR__TIMED_OUT)
-	{
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 100L, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-	}
-	return true;
-}
-
-/* Partitions of a topic, or -1 if it does not exist */
-static int
-topic_partitions(rd_kafka_t *rk, const char *topic)
-{
-	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-	const struct rd_kafka_metadata *md;
-	rd_kafka_resp_err_t err;
-	int			partitions;
-	TimestampTz deadline;
-
-	/* Short tries, so that cancel and statement_timeout are served */
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), KV_ADMIN_TIMEOUT_MS);
-	PG_TRY();
-	{
-		while ((err = rd_kafka_metadata(rk, 0, rkt, &md, KV_POLL_MS)) != RD_KAFKA_RESP_ERR_NO_ERROR &&
-			   retry_after(err, deadline))
-			;
-	}
-	PG_FINALLY();
-	{
-		rd_kafka_topic_destroy(rkt);
-	}
-	PG_END_TRY();
-	if (err)
-		ereport(ERROR,
-				(errcode(KvKafkaSqlstate(err)),
-				 errmsg("could not reach Kafka at \"%s\" to look up topic \"%s\"",
-						kvstore_brokers, topic),
-				 errdetail_internal("%s", kv_last_log[0] ? kv_last_log : rd_kafka_err2str(err))));
-
-	err = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
-	partitions = md->topic_cnt == 1 ? md->topics[0].partition_cnt : 0;
-	rd_kafka_metadata_destroy(md);
-
-	if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
-		return -1;
-	if (err && err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE)
-		ereport(ERROR,
-				(errcode(KvKafkaSqlstate(err)),
-				 errmsg("could not look up topic \"%s\"", topic),
-				 errdetail_internal("%s", rd_kafka_err2str(err))));
-	return partitions;
-}
-
-/*
- * Create a compacted topic with one partition.  Returns false if it exists
- * already: someone else created it meanwhile.
- */
-static bool
-create_topic(rd_kafka_t *rk, const char *topic)
-{
-	rd_kafka_NewTopic_t *newt;
-	rd_kafka_queue_t *queue;
-	rd_kafka_event_t *event;
-	const rd_kafka_CreateTopics_result_t *result;
-	const rd_kafka_topic_result_t **topics;
-	size_t		ntopics;
-	rd_kafka_resp_err_t err;
-	char		errstr[256];
-	char		detail[512];
-
-	newt = rd_kafka_NewTopic_new(topic, 1, kvstore_replication_factor,
-								 errstr, sizeof(errstr));
-	if (newt == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("could not create topic \"%s\"", topic),
-				 errdetail_internal("%s", errstr)));
-	rd_kafka_NewTopic_set_config(newt, "cleanup.policy", "compact");
-
-	queue = rd_kafka_queue_new(rk);
-	rd_kafka_CreateTopics(rk, &newt, 1, NULL, queue);
-	rd_kafka_NewTopic_destroy(newt);
-	event = wait_admin_event(queue, topic);
-
-	result = rd_kafka_event_CreateTopics_result(event);
-	err = rd_kafka_event_error(event);
-	strlcpy(detail, err ? rd_kafka_event_error_string(event) : "", sizeof(detail));
-	if (!err && result)
-	{
-		topics = rd_kafka_CreateTopics_result_topics(result, &ntopics);
-		if (ntopics == 1)
-		{
-			err = rd_kafka_topic_result_error(topics[0]);
-			if (err && rd_kafka_topic_result_error_string(topics[0]))
-				strlcpy(detail, rd_kafka_topic_result_error_string(topics[0]),
-						sizeof(detail));
-		}
-	}
-	rd_kafka_event_destroy(event);
-
-	if (err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-		return false;
-	if (err)
-		ereport(ERROR,
-				(errcode(KvKafkaSqlstate(err)),
-				 errmsg("could not create topic \"%s\"", topic),
-				 errdetail_internal("%s", detail[0] ? detail : rd_kafka_err2str(err))));
-	return true;
-}
-
-/*
- * Read a topic's cleanup.policy into policy (empty if the broker gave
- * none); returns the error of the request.
- */
-static rd_kafka_resp_err_t
-describe_cleanup_policy(rd_kafka_t *rk, const char *topic, char *policy,
-						size_t size)
-{
-	rd_kafka_ConfigResource_t *res;
-	rd_kafka_queue_t *queue;
-	rd_kafka_event_t *event;
-	const rd_kafka_DescribeConfigs_result_t *result;
-	const rd_kafka_ConfigResource_t **resources;
-	size_t		nresources;
-	rd_kafka_resp_err_t err;
-
-	policy[0] = '\0';
-	res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
-	queue = rd_kafka_queue_new(rk);
-	rd_kafka_DescribeConfigs(rk, &res, 1, NULL, queue);
-	rd_kafka_ConfigResource_destroy(res);
-	event = wait_admin_event(queue, topic);
-
-	err = rd_kafka_event_error(event);
-	result = rd_kafka_event_DescribeConfigs_result(event);
-	if (!err && result)
-	{
-		resources = rd_kafka_DescribeConfigs_result_resources(result, &nresources);
-		if (nresources == 1)
-		{
-			const rd_kafka_ConfigEntry_t **entries;
-			size_t		nentries;
-
-			err = rd_kafka_ConfigResource_error(resources[0]);
-			entries = rd_kafka_ConfigResource_configs(resources[0], &nentries);
-			for (size_t i = 0; i < nentries; i++)
-			{
-				const char *value = rd_kafka_ConfigEntry_value(entries[i]);
-
-				if (strcmp(rd_kafka_ConfigEntry_name(entries[i]), "cleanup.policy") == 0)
-					strlcpy(policy, value ? value : "", size);
-			}
-		}
-	}
-	rd_kafka_event_destroy(event);
-	return err;
-}
-
-/*
- * Refuse a topic whose cleanup.policy does not compact.
- *
- * A topic just created elsewhere may not be known yet to the broker asked:
- * that is retried until the deadline.
- */
-static void
-check_cleanup_policy(rd_kafka_t *rk, const char *topic)
-{
-	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-													   KV_ADMIN_TIMEOUT_MS);
-	rd_kafka_resp_err_t err;
-	char		policy[128];
-
-	while ((err = describe_cleanup_policy(rk, topic, policy, sizeof(policy))) != RD_KAFKA_RESP_ERR_NO_ERROR &&
-		   retry_after(err, deadline))
-		;
-	if (err)
-		ereport(ERROR,
-				(errcode(KvKafkaSqlstate(err)),
-				 errmsg("could not read the configuration of topic \"%s\"", topic),
-				 errdetail_internal("%s", rd_kafka_err2str(err))));
-	if (policy[0] != '\0' && strstr(policy, "compact") == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("topic \"%s\" is not compacted", topic),
-				 errdetail("Its cleanup.policy is \"%s\"; kvstore needs a policy that includes \"compact\", or old values would be deleted by retention.",
-						   policy),
-				 errhint("Set cleanup.policy=compact on the topic, or use another topic.")));
-}
-
-/*
- * KvProducerEnsureTopic
- *		Create the topic if it does not exist; refuse it if kvstore cannot
- *		serve it.
- *
- * kvstore needs one partition (one order of records for every server)
- * and compaction (the latest value of every key kept forever).
- */
-void
-KvProducerEnsureTopic(const char *topic)
-{
-	rd_kafka_t *rk = get_producer(false);
-	int			partitions = topic_partitions(rk, topic);
-
-	if (partitions < 0)
-	{
-		if (create_topic(rk, topic))
-			return;
-		/* Created elsewhere, and the broker asked did not know it yet */
-		partitions = topic_partitions(rk, topic);
-	}
-	if (partitions > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("topic \"%s\" has %d partitions", topic, partitions),
-				 errdetail("kvstore needs a topic with exactly one partition, so that every server applies its records in the same order.")));
-	check_cleanup_policy(rk, topic);
 }

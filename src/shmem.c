@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * shmem.c
- *		  Shared memory: sizing and start-up, topic slots, waits on a topic
+ *		  Shared memory: sizing and start-up, topic slots
  *
  * One block of main shared memory holds a header, kvstore.max_topics topic
  * slots and, after them, a dsa_area of kvstore.shared_memory bytes created
@@ -18,8 +18,14 @@
  *   the only writer; it holds the lock exclusively while it applies one
  *   batch of records.  Readers hold it shared while they copy entries out.
  * - KvTopic->mutex, a spinlock, guards the small status fields: state,
- *   offsets, counters, last error.  Never hold it across anything that can
- *   fail or sleep.
+ *   generation, offsets, counters, last error.  Never hold it across
+ *   anything that can fail or sleep.  The state leaves READY, and the
+ *   generation changes, only while the topic lock is held exclusively as
+ *   well: a reader holding the lock shared that finds the topic READY in
+ *   the generation it started in reads a consistent index.
+ * - KvTopic->incarnation is atomic: it changes, under KvShared->lock held
+ *   exclusively, whenever the slot is claimed or freed.  A backend keeps
+ *   the incarnation it found a topic in and checks it after every wait.
  * - KvTopic->applied is atomic: the worker advances it after the records
  *   below it are in the index and the topic lock is released; then it
  *   broadcasts KvTopic->cv.  Waiters read it without any lock.
@@ -35,7 +41,6 @@
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "utils/memutils.h"
-#include "utils/wait_event.h"
 
 #include "kvstore.h"
 
@@ -57,7 +62,6 @@ static int	last_found = -1;
 
 static Size kv_slots_size(void);
 static void *kv_area_place(void);
-static int64 wait_deadline_ms(TimestampTz deadline);
 
 /* Bytes of the header and the topic slots */
 static Size
@@ -131,6 +135,7 @@ KvShmemStartup(void)
 			topic->lock = &locks[i + 1].lock;
 			ConditionVariableInit(&topic->cv);
 			pg_atomic_init_u64(&topic->applied, 0);
+			pg_atomic_init_u64(&topic->incarnation, 1);
 			SpinLockInit(&topic->mutex);
 			topic->state = KV_TOPIC_FREE;
 			KvIndexInit(&topic->index);
@@ -180,10 +185,11 @@ KvTopicByIndex(int i)
 
 /*
  * KvTopicFind
- *		The slot of an attached topic, or NULL.
+ *		The slot of an attached topic, or NULL; *incarnation is set to the
+ *		slot's incarnation when found.
  */
 KvTopic *
-KvTopicFind(const char *name)
+KvTopicFind(const char *name, uint64 *incarnation)
 {
 	KvTopic    *found = NULL;
 
@@ -201,9 +207,29 @@ KvTopicFind(const char *name)
 			last_found = i;
 		}
 	}
+	if (found != NULL)
+		*incarnation = pg_atomic_read_u64(&found->incarnation);
 	LWLockRelease(kv_shared->lock);
 
 	return found;
+}
+
+/*
+ * KvTopicFreeSlots
+ *		How many topic slots are free now.
+ */
+int
+KvTopicFreeSlots(void)
+{
+	int			free_slots = 0;
+
+	KvCheckLoaded();
+	LWLockAcquire(kv_shared->lock, LW_SHARED);
+	for (int i = 0; i < kv_shared->ntopics; i++)
+		if (kv_shared->topics[i].name[0] == '\0')
+			free_slots++;
+	LWLockRelease(kv_shared->lock);
+	return free_slots;
 }
 
 /*
@@ -253,6 +279,7 @@ KvTopicClaim(const char *name, bool *claimed)
 		found->last_error[0] = '\0';
 		SpinLockRelease(&found->mutex);
 		pg_atomic_write_u64(&found->applied, 0);
+		pg_atomic_fetch_add_u64(&found->incarnation, 1);
 	}
 	LWLockRelease(kv_shared->lock);
 
@@ -271,174 +298,7 @@ KvTopicRelease(KvTopic *topic)
 	topic->state = KV_TOPIC_FREE;
 	SpinLockRelease(&topic->mutex);
 	topic->name[0] = '\0';
+	pg_atomic_fetch_add_u64(&topic->incarnation, 1);
 	LWLockRelease(kv_shared->lock);
 	ConditionVariableBroadcast(&topic->cv);
-}
-
-/*
- * KvTopicSetError
- *		Put a topic into the error state with a message, and wake waiters.
- *
- * Readers and writers of the topic then fail with sqlstate and the message.
- */
-void
-KvTopicSetError(KvTopic *topic, int sqlstate, const char *fmt,...)
-{
-	va_list		args;
-
-	SpinLockAcquire(&topic->mutex);
-	topic->state = KV_TOPIC_ERROR;
-	topic->error_code = sqlstate;
-	va_start(args, fmt);
-	vsnprintf(topic->last_error, sizeof(topic->last_error), fmt, args);
-	va_end(args);
-	SpinLockRelease(&topic->mutex);
-	ConditionVariableBroadcast(&topic->cv);
-}
-
-/* Milliseconds left until deadline (at least 1), or -1 for no deadline */
-static int64
-wait_deadline_ms(TimestampTz deadline)
-{
-	long		secs;
-	int			usecs;
-
-	if (deadline == 0)
-		return -1;
-	TimestampDifference(GetCurrentTimestamp(), deadline, &secs, &usecs);
-	return Max((int64) secs * 1000 + usecs / 1000, 1);
-}
-
-/*
- * KvTopicWaitReady
- *		Wait until the topic has finished its bootstrap.
- *
- * Reads and writes call this first so that nobody sees a half-loaded
- * index.  The wait is bounded by kvstore.write_timeout and interrupted
- * by statement_timeout and query cancel.
- */
-void
-KvTopicWaitReady(KvTopic *topic)
-{
-	TimestampTz deadline = 0;
-	bool		ready;
-
-	/* Every read passes here: the common case first, and cheaply */
-	SpinLockAcquire(&topic->mutex);
-	ready = topic->state == KV_TOPIC_READY;
-	SpinLockRelease(&topic->mutex);
-	if (ready)
-		return;
-
-	if (kvstore_write_timeout > 0)
-		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-											   kvstore_write_timeout);
-	for (;;)
-	{
-		KvTopicState state;
-		char		error[KV_MAX_ERROR_TEXT];
-		int			error_code;
-		int64		applied;
-		int64		target;
-		int64		timeout;
-
-		SpinLockAcquire(&topic->mutex);
-		state = topic->state;
-		strlcpy(error, topic->last_error, sizeof(error));
-		error_code = topic->error_code;
-		target = topic->bootstrap_target;
-		SpinLockRelease(&topic->mutex);
-		applied = (int64) pg_atomic_read_u64(&topic->applied);
-
-		if (state == KV_TOPIC_READY)
-			break;
-		if (state == KV_TOPIC_ERROR)
-			ereport(ERROR,
-					(errcode(error_code ? error_code : ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("topic \"%s\" is in an error state", topic->name),
-					 errdetail_internal("%s", error)));
-		if (state == KV_TOPIC_FREE)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("topic \"%s\" is no longer attached", topic->name)));
-
-		if (deadline != 0 && GetCurrentTimestamp() >= deadline)
-			ereport(ERROR,
-					(errcode(ERRCODE_QUERY_CANCELED),
-					 errmsg("topic \"%s\" is not ready after %d ms",
-							topic->name, kvstore_write_timeout),
-					 state == KV_TOPIC_BOOTSTRAP ?
-					 errdetail("The topic is loading: offset " INT64_FORMAT " of " INT64_FORMAT ".",
-							   applied, target) :
-					 errdetail("The topic's worker is starting."),
-					 error[0] ? errcontext("last error of topic \"%s\": %s",
-										   topic->name, error) : 0,
-					 errhint("Check kvstore.brokers and the kv_topics view.")));
-
-		timeout = wait_deadline_ms(deadline);
-		(void) ConditionVariableTimedSleep(&topic->cv,
-										   timeout < 0 ? 1000 : Min(timeout, 1000),
-										   PG_WAIT_EXTENSION);
-	}
-	ConditionVariableCancelSleep();
-}
-
-/*
- * KvTopicWaitApplied
- *		Wait until the topic has applied the record at offset.
- *
- * The condition is applied > offset: transaction markers take offsets that
- * are never delivered, so the position may jump past a record's offset.
- * The caller sets up an error context saying that the record is already
- * in Kafka, for errors raised by cancel and statement_timeout.
- */
-void
-KvTopicWaitApplied(KvTopic *topic, int64 offset)
-{
-	TimestampTz deadline = 0;
-
-	if (kvstore_write_timeout > 0)
-		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-											   kvstore_write_timeout);
-	for (;;)
-	{
-		KvTopicState state;
-		char		error[KV_MAX_ERROR_TEXT];
-		int			error_code;
-		int64		timeout;
-
-		SpinLockAcquire(&topic->mutex);
-		state = topic->state;
-		strlcpy(error, topic->last_error, sizeof(error));
-		error_code = topic->error_code;
-		SpinLockRelease(&topic->mutex);
-
-		if (state == KV_TOPIC_READY &&
-			(int64) pg_atomic_read_u64(&topic->applied) > offset)
-			break;
-		if (state == KV_TOPIC_ERROR || state == KV_TOPIC_FREE)
-			ereport(ERROR,
-					(errcode(error_code ? error_code : ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("topic \"%s\" stopped before applying offset " INT64_FORMAT,
-							topic->name, offset),
-					 errdetail("The record is stored in Kafka at offset " INT64_FORMAT ".",
-							   offset),
-					 error[0] ? errcontext("last error of topic \"%s\": %s",
-										   topic->name, error) : 0));
-
-		timeout = wait_deadline_ms(deadline);
-		if (deadline != 0 && GetCurrentTimestamp() >= deadline)
-			ereport(ERROR,
-					(errcode(ERRCODE_QUERY_CANCELED),
-					 errmsg("timed out waiting for topic \"%s\" to apply offset " INT64_FORMAT,
-							topic->name, offset),
-					 errdetail("Kafka acknowledged the write at offset " INT64_FORMAT "; it will become visible once this server applies it.",
-							   offset),
-					 errhint("Raise kvstore.write_timeout, or check the kv_topics view for lag.")));
-
-		(void) ConditionVariableTimedSleep(&topic->cv,
-										   timeout < 0 ? 1000 : Min(timeout, 1000),
-										   PG_WAIT_EXTENSION);
-	}
-	ConditionVariableCancelSleep();
 }

@@ -4,10 +4,11 @@
  *		  Materializers: consume a topic, apply it to the index, publish
  *		  the applied offset
  *
- * Attaching a topic claims a slot in shared memory and starts one dynamic
- * background worker for it.  The worker empties the topic's index, reads
- * the end of the log (the last stable offset: it consumes read_committed),
- * and replays the topic from its beginning; once it has applied everything
+ * Attaching a topic (topic.c) claims a slot in shared memory and starts
+ * one dynamic background worker for it.  The worker empties the topic's
+ * index, reads the end of the log (the last stable offset: it consumes
+ * read_committed), and replays the topic from its beginning; once it has
+ * applied everything
  * up to that point the topic is READY and reads and writes proceed.  Then
  * it keeps consuming: each batch of records is applied under one
  * exclusive hold of the topic lock, after which the worker advances the
@@ -20,9 +21,11 @@
  *
  * If the worker dies, the postmaster restarts it and it rebuilds the index
  * from Kafka; so does a worker that sees offsets go backwards or its offset
- * vanish (the topic was recreated).  A topic that does not fit in
- * kvstore.shared_memory is emptied and put in the error state; its worker
- * exits for good.
+ * vanish (the topic was recreated).  Every change that makes the index
+ * unfit to read (leaving READY, emptying it) is made under the exclusive
+ * topic lock and bumps the topic's generation, which readers check under
+ * their shared lock.  A topic that does not fit in kvstore.shared_memory
+ * is emptied and put in the error state; its worker exits for good.
  *
  * The launcher, a static worker, attaches the topics of kvstore.topics at
  * server start.
@@ -82,40 +85,18 @@ static bool bootstrapping(void);
 static int64 consumer_position(const char *name);
 
 /*
- * KvWorkerAttach
- *		The slot of a topic, attaching the topic on this server first if
- *		needed: check or create it in Kafka, claim a slot, start its worker.
+ * KvWorkerStart
+ *		Start the materializer of a topic whose slot was just claimed.
  *
- * The caller still waits for the bootstrap (KvTopicWaitReady).
+ * Returns false when no background worker slot is free.
  */
-KvTopic *
-KvWorkerAttach(const char *name)
+bool
+KvWorkerStart(const char *name)
 {
-	KvTopic    *topic;
-	bool		claimed;
 	BackgroundWorker worker;
 
-	KvCheckLoaded();
-	KvRecordCheckTopicName(name);
-
-	topic = KvTopicFind(name);
-	if (topic != NULL)
-		return topic;
-
-	KvProducerEnsureTopic(name);
-
-	topic = KvTopicClaim(name, &claimed);
-	if (topic == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("cannot attach topic \"%s\": all %d topic slots are in use",
-						name, kvstore_max_topics),
-				 errhint("Raise kvstore.max_topics and restart the server.")));
-	if (!claimed)
-		return topic;			/* another session attached it meanwhile */
-
 	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_ConsistentState;
 	worker.bgw_restart_time = KV_RESTART_SECONDS;
 	strlcpy(worker.bgw_library_name, "kvstore", BGW_MAXLEN);
@@ -123,17 +104,7 @@ KvWorkerAttach(const char *name)
 	snprintf(worker.bgw_name, BGW_MAXLEN, "kvstore worker for topic %s", name);
 	strlcpy(worker.bgw_type, "kvstore worker", BGW_MAXLEN);
 	strlcpy(worker.bgw_extra, name, BGW_EXTRALEN);
-
-	if (!RegisterDynamicBackgroundWorker(&worker, NULL))
-	{
-		KvTopicRelease(topic);
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("could not start the worker of topic \"%s\"", name),
-				 errdetail("No background worker slot is free."),
-				 errhint("Raise max_worker_processes and restart the server.")));
-	}
-	return topic;
+	return RegisterDynamicBackgroundWorker(&worker, NULL);
 }
 
 /*
@@ -192,7 +163,7 @@ kvstore_launcher_main(Datum main_arg)
 
 			PG_TRY();
 			{
-				KvWorkerAttach(name);
+				(void) KvTopicOpen(name, KV_OPEN_WRITE);
 			}
 			PG_CATCH();
 			{
@@ -205,7 +176,7 @@ kvstore_launcher_main(Datum main_arg)
 				ereport(LOG,
 						(errmsg("kvstore could not attach topic \"%s\" listed in kvstore.topics: %s",
 								name, edata->message)));
-				if (edata->sqlerrcode == ERRCODE_CONNECTION_FAILURE)
+				if (edata->sqlerrcode == ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION)
 					retry = lappend(retry, name);
 				FreeErrorData(edata);
 			}
@@ -240,11 +211,16 @@ worker_exit(int code, Datum arg)
 	}
 	if (my_topic == NULL)
 		return;
+
+	/* Readers wait for the next worker: the index is no longer followed */
+	LWLockReleaseAll();
+	LWLockAcquire(my_topic->lock, LW_EXCLUSIVE);
 	SpinLockAcquire(&my_topic->mutex);
 	my_topic->worker_pid = 0;
 	if (my_topic->state != KV_TOPIC_ERROR)
 		my_topic->state = KV_TOPIC_STARTING;
 	SpinLockRelease(&my_topic->mutex);
+	LWLockRelease(my_topic->lock);
 	ConditionVariableBroadcast(&my_topic->cv);
 }
 
@@ -263,7 +239,7 @@ worker_fail(const char *fmt,...)
 	strlcpy(my_topic->last_error, message, sizeof(my_topic->last_error));
 	SpinLockRelease(&my_topic->mutex);
 	ereport(ERROR,
-			(errcode(ERRCODE_CONNECTION_FAILURE),
+			(errcode(ERRCODE_FDW_ERROR),
 			 errmsg("kvstore worker of topic \"%s\" restarts: %s",
 					my_topic->name, message)));
 }
@@ -305,8 +281,10 @@ consumer_create(void)
 static void
 bootstrap_begin(int64 low, int64 high)
 {
+	LWLockAcquire(my_topic->lock, LW_EXCLUSIVE);
 	SpinLockAcquire(&my_topic->mutex);
 	my_topic->state = KV_TOPIC_BOOTSTRAP;
+	my_topic->generation++;
 	my_topic->worker_pid = MyProcPid;
 	my_topic->bootstrap_from = low;
 	my_topic->bootstrap_target = high;
@@ -317,7 +295,6 @@ bootstrap_begin(int64 low, int64 high)
 	my_topic->skipped = 0;
 	SpinLockRelease(&my_topic->mutex);
 
-	LWLockAcquire(my_topic->lock, LW_EXCLUSIVE);
 	KvIndexClear(KvShmemArea(), &my_topic->index);
 	pg_atomic_write_u64(&my_topic->applied, 0);
 	LWLockRelease(my_topic->lock);
@@ -391,12 +368,14 @@ static void
 out_of_memory(void)
 {
 	LWLockAcquire(my_topic->lock, LW_EXCLUSIVE);
-	KvIndexClear(KvShmemArea(), &my_topic->index);
-	LWLockRelease(my_topic->lock);
-
 	KvTopicSetError(my_topic, ERRCODE_OUT_OF_MEMORY,
 					"out of shared memory: the index of topic \"%s\" does not fit in kvstore.shared_memory (%d kB); raise it and restart the server",
 					my_topic->name, kvstore_shared_memory);
+	SpinLockAcquire(&my_topic->mutex);
+	my_topic->generation++;
+	SpinLockRelease(&my_topic->mutex);
+	KvIndexClear(KvShmemArea(), &my_topic->index);
+	LWLockRelease(my_topic->lock);
 	ereport(LOG,
 			(errcode(ERRCODE_OUT_OF_MEMORY),
 			 errmsg("kvstore stopped topic \"%s\": out of shared memory", my_topic->name),
@@ -467,6 +446,14 @@ apply_batch(rd_kafka_message_t **msgs, int n)
 		else
 			applied++;
 	}
+	if (rebuild)
+	{
+		/* What follows in the index is not to be read until rebuilt */
+		SpinLockAcquire(&my_topic->mutex);
+		my_topic->state = KV_TOPIC_STARTING;
+		my_topic->generation++;
+		SpinLockRelease(&my_topic->mutex);
+	}
 	LWLockRelease(my_topic->lock);
 
 	if (oom)
@@ -508,6 +495,9 @@ kvstore_worker_main(Datum main_arg)
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
+
+	/* No database: only so that pg_stat_activity shows the worker and its waits */
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 
 	my_topic = KvTopicClaim(name, &claimed);
 	if (my_topic == NULL)

@@ -145,6 +145,7 @@ unix_socket_directories = '$dir'
 shared_preload_libraries = 'kvstore'
 kvstore.brokers = '$brokers'
 max_worker_processes = 32
+kvstore.auto_create_topics = on
 max_connections = 120
 fsync = off
 $settings

@@ -51,6 +51,7 @@ sub kv_node
 	$node->append_conf('postgresql.conf', <<"CONF");
 shared_preload_libraries = '$preload'
 kvstore.brokers = '$brokers'
+kvstore.auto_create_topics = on
 max_worker_processes = 32
 max_connections = 120
 CONF

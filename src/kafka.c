@@ -1,0 +1,554 @@
+/*-------------------------------------------------------------------------
+ *
+ * kafka.c
+ *		  The Kafka client: configuration, admin requests, errors
+ *
+ * Every librdkafka client of kvstore (the producers of producer.c, the
+ * consumer of worker.c, and the admin client here) starts from
+ * KvKafkaConfNew, so that they share the brokers, the client id and the
+ * logging set-up.  Log lines are queued and served on the calling thread
+ * by the poll calls; the last warning is kept for error details.
+ *
+ * The admin client is a plain producer handle that each backend creates
+ * on its first metadata or admin request: it looks topics up, checks that
+ * kvstore can serve them (one partition, compaction without retention),
+ * creates them, and reads end offsets.  Requests are made in short tries,
+ * so that cancel and statement_timeout are served, and retried while the
+ * broker asked is down or does not know yet of a topic just created.
+ *
+ * KvKafkaSqlstate is the one mapping from Kafka errors to SQLSTATEs.
+ * Kafka being unreachable is HV00N and other Kafka failures HV000: class
+ * 08 would tell connection pools that the PostgreSQL session is lost.
+ *
+ * IDENTIFICATION
+ *		  src/kafka.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#include "kvstore.h"
+
+/* Longest a metadata or admin request may take */
+#define KV_ADMIN_TIMEOUT_MS 10000
+
+/* Longest librdkafka call between two checks for cancel */
+#define KV_POLL_MS 250
+
+/* The admin client of this backend, and kvstore.brokers when it was made */
+static rd_kafka_t *kv_admin = NULL;
+static char *kv_admin_brokers = NULL;
+
+static char kv_last_log[512];
+
+static void kv_log_cb(const rd_kafka_t *rk, int level, const char *fac,
+					  const char *buf);
+static rd_kafka_t *get_admin(void);
+static void destroy_admin(int code, Datum arg);
+static rd_kafka_event_t *wait_admin_event(rd_kafka_queue_t *queue,
+										  const char *topic);
+static bool retry_after(rd_kafka_resp_err_t err, TimestampTz deadline);
+static int	topic_partitions(rd_kafka_t *rk, const char *topic);
+static rd_kafka_resp_err_t describe_topic(rd_kafka_t *rk, const char *topic,
+										  char *policy, size_t size,
+										  int64 *retention_ms,
+										  int64 *retention_bytes);
+static void check_topic_config(rd_kafka_t *rk, const char *topic);
+static void check_partitions(const char *topic, int partitions);
+
+/*
+ * KvKafkaSqlstate
+ *		The SQLSTATE that reports a Kafka error.
+ */
+int
+KvKafkaSqlstate(int kafka_error)
+{
+	switch ((rd_kafka_resp_err_t) kafka_error)
+	{
+		case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+		case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+		case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+			return ERRCODE_UNDEFINED_OBJECT;
+		case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+		case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+		case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
+			return ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+		case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+		case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+		case RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+			return ERRCODE_INSUFFICIENT_PRIVILEGE;
+		case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+			return ERRCODE_INVALID_NAME;
+		case RD_KAFKA_RESP_ERR_INVALID_REPLICATION_FACTOR:
+		case RD_KAFKA_RESP_ERR_INVALID_CONFIG:
+			return ERRCODE_INVALID_PARAMETER_VALUE;
+		case RD_KAFKA_RESP_ERR__TRANSPORT:
+		case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+		case RD_KAFKA_RESP_ERR__RESOLVE:
+		case RD_KAFKA_RESP_ERR__TIMED_OUT:
+		case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
+		case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+		case RD_KAFKA_RESP_ERR__SSL:
+		case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
+		case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
+		case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS:
+		case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
+		case RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE:
+			return ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION;
+		default:
+			return ERRCODE_FDW_ERROR;
+	}
+}
+
+/* Keep the last log line of librdkafka for error details */
+static void
+kv_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	if (level <= 4)				/* LOG_WARNING or worse */
+		snprintf(kv_last_log, sizeof(kv_last_log), "%s: %s", fac, buf);
+}
+
+/*
+ * KvKafkaLastLog
+ *		The last warning librdkafka logged in this process, or "".
+ */
+const char *
+KvKafkaLastLog(void)
+{
+	return kv_last_log;
+}
+
+/*
+ * KvKafkaConfSet
+ *		Set one librdkafka property, raising an error if it is refused.
+ */
+void
+KvKafkaConfSet(rd_kafka_conf_t *conf, const char *name, const char *value)
+{
+	char		errstr[256];
+
+	if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid Kafka setting %s = \"%s\"", name, value),
+				 errdetail_internal("%s", errstr)));
+}
+
+/*
+ * KvKafkaConfNew
+ *		A librdkafka configuration with the settings every client shares.
+ *
+ * role names the client to the broker (client.id).  Log lines are queued
+ * so that they are served on this thread by the poll calls.  Records of
+ * up to KV_MAX_RECORD_BYTES of key and value fit with their overhead:
+ * the limit is the broker's default, not librdkafka's smaller one.
+ */
+rd_kafka_conf_t *
+KvKafkaConfNew(const char *role)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char		client_id[64];
+
+	snprintf(client_id, sizeof(client_id), "kvstore-%s", role);
+	KvKafkaConfSet(conf, "bootstrap.servers", kvstore_brokers);
+	KvKafkaConfSet(conf, "client.id", client_id);
+	KvKafkaConfSet(conf, "log.queue", "true");
+	KvKafkaConfSet(conf, "reconnect.backoff.max.ms", "1000");
+	KvKafkaConfSet(conf, "allow.auto.create.topics", "false");
+	KvKafkaConfSet(conf, "message.max.bytes", "1048588");
+	rd_kafka_conf_set_log_cb(conf, kv_log_cb);
+	return conf;
+}
+
+/* The admin client of this backend; a change of kvstore.brokers replaces it */
+static rd_kafka_t *
+get_admin(void)
+{
+	rd_kafka_conf_t *conf;
+	char		errstr[512];
+	static bool exit_registered = false;
+
+	if (kv_admin != NULL && strcmp(kv_admin_brokers, kvstore_brokers) != 0)
+		destroy_admin(0, 0);
+	if (kv_admin != NULL)
+		return kv_admin;
+
+	if (!exit_registered)
+	{
+		on_proc_exit(destroy_admin, 0);
+		exit_registered = true;
+	}
+	conf = KvKafkaConfNew("admin");
+	kv_admin = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+	if (kv_admin == NULL)
+	{
+		rd_kafka_conf_destroy(conf);
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("could not create a Kafka client"),
+				 errdetail_internal("%s", errstr)));
+	}
+	conf = NULL;				/* now owned by the client */
+	rd_kafka_set_log_queue(kv_admin, NULL);
+	kv_admin_brokers = MemoryContextStrdup(TopMemoryContext, kvstore_brokers);
+	return kv_admin;
+}
+
+/* Destroy the admin client, at backend exit or on a broker change */
+static void
+destroy_admin(int code, Datum arg)
+{
+	if (kv_admin != NULL)
+	{
+		rd_kafka_destroy(kv_admin);
+		kv_admin = NULL;
+	}
+	if (kv_admin_brokers != NULL)
+	{
+		pfree(kv_admin_brokers);
+		kv_admin_brokers = NULL;
+	}
+}
+
+/* Wait for the result of an admin request, interruptibly */
+static rd_kafka_event_t *
+wait_admin_event(rd_kafka_queue_t *queue, const char *topic)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   KV_ADMIN_TIMEOUT_MS + 1000);
+	rd_kafka_event_t *event = NULL;
+
+	PG_TRY();
+	{
+		while (event == NULL)
+		{
+			CHECK_FOR_INTERRUPTS();
+			if (GetCurrentTimestamp() >= deadline)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+						 errmsg("timed out waiting for Kafka at \"%s\" to describe topic \"%s\"",
+								kvstore_brokers, topic),
+						 kv_last_log[0] ? errdetail_internal("%s", kv_last_log) : 0));
+			event = rd_kafka_queue_poll(queue, KV_POLL_MS);
+		}
+	}
+	PG_FINALLY();
+	{
+		rd_kafka_queue_destroy(queue);
+	}
+	PG_END_TRY();
+	return event;
+}
+
+/*
+ * Whether a request that failed with err is worth another try before
+ * deadline: the broker asked may be down while others are up, or may not
+ * know yet of a topic just created, or this client may not have its
+ * metadata yet.  Serves cancel, and waits a moment when the failure came
+ * at once.
+ */
+static bool
+retry_after(rd_kafka_resp_err_t err, TimestampTz deadline)
+{
+	if (err != RD_KAFKA_RESP_ERR__TIMED_OUT &&
+		err != RD_KAFKA_RESP_ERR__TRANSPORT &&
+		err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART &&
+		err != RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION &&
+		err != RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC &&
+		err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN &&
+		err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE &&
+		err != RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION)
+		return false;
+	CHECK_FOR_INTERRUPTS();
+	if (GetCurrentTimestamp() >= deadline)
+		return false;
+	if (err != RD_KAFKA_RESP_ERR__TIMED_OUT)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 100L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	return true;
+}
+
+/* Partitions of a topic, or -1 if it does not exist */
+static int
+topic_partitions(rd_kafka_t *rk, const char *topic)
+{
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+	const struct rd_kafka_metadata *md;
+	rd_kafka_resp_err_t err;
+	int			partitions;
+	TimestampTz deadline;
+
+	/* Short tries, so that cancel and statement_timeout are served */
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), KV_ADMIN_TIMEOUT_MS);
+	PG_TRY();
+	{
+		while ((err = rd_kafka_metadata(rk, 0, rkt, &md, KV_POLL_MS)) != RD_KAFKA_RESP_ERR_NO_ERROR &&
+			   retry_after(err, deadline))
+			;
+	}
+	PG_FINALLY();
+	{
+		rd_kafka_topic_destroy(rkt);
+	}
+	PG_END_TRY();
+	if (err)
+		ereport(ERROR,
+				(errcode(KvKafkaSqlstate(err)),
+				 errmsg("could not reach Kafka at \"%s\" to look up topic \"%s\"",
+						kvstore_brokers, topic),
+				 errdetail_internal("%s", kv_last_log[0] ? kv_last_log : rd_kafka_err2str(err))));
+
+	err = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+	partitions = md->topic_cnt == 1 ? md->topics[0].partition_cnt : 0;
+	rd_kafka_metadata_destroy(md);
+
+	if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+		return -1;
+	if (err && err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE)
+		ereport(ERROR,
+				(errcode(KvKafkaSqlstate(err)),
+				 errmsg("could not look up topic \"%s\"", topic),
+				 errdetail_internal("%s", rd_kafka_err2str(err))));
+	return partitions;
+}
+
+/* Refuse a topic kvstore cannot order: it needs exactly one partition */
+static void
+check_partitions(const char *topic, int partitions)
+{
+	if (partitions > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("topic \"%s\" has %d partitions", topic, partitions),
+				 errdetail("kvstore needs a topic with exactly one partition, so that every server applies its records in the same order.")));
+}
+
+/*
+ * Read a topic's cleanup.policy (empty if the broker gave none) and its
+ * retention limits (-1: none); returns the error of the request.
+ */
+static rd_kafka_resp_err_t
+describe_topic(rd_kafka_t *rk, const char *topic, char *policy, size_t size,
+			   int64 *retention_ms, int64 *retention_bytes)
+{
+	rd_kafka_ConfigResource_t *res;
+	rd_kafka_queue_t *queue;
+	rd_kafka_event_t *event;
+	const rd_kafka_DescribeConfigs_result_t *result;
+	const rd_kafka_ConfigResource_t **resources;
+	size_t		nresources;
+	rd_kafka_resp_err_t err;
+
+	policy[0] = '\0';
+	*retention_ms = -1;
+	*retention_bytes = -1;
+	res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+	queue = rd_kafka_queue_new(rk);
+	rd_kafka_DescribeConfigs(rk, &res, 1, NULL, queue);
+	rd_kafka_ConfigResource_destroy(res);
+	event = wait_admin_event(queue, topic);
+
+	err = rd_kafka_event_error(event);
+	result = rd_kafka_event_DescribeConfigs_result(event);
+	if (!err && result)
+	{
+		resources = rd_kafka_DescribeConfigs_result_resources(result, &nresources);
+		if (nresources == 1)
+		{
+			const rd_kafka_ConfigEntry_t **entries;
+			size_t		nentries;
+
+			err = rd_kafka_ConfigResource_error(resources[0]);
+			entries = rd_kafka_ConfigResource_configs(resources[0], &nentries);
+			for (size_t i = 0; i < nentries; i++)
+			{
+				const char *name = rd_kafka_ConfigEntry_name(entries[i]);
+				const char *value = rd_kafka_ConfigEntry_value(entries[i]);
+
+				if (value == NULL)
+					continue;
+				if (strcmp(name, "cleanup.policy") == 0)
+					strlcpy(policy, value, size);
+				else if (strcmp(name, "retention.ms") == 0)
+					*retention_ms = strtoll(value, NULL, 10);
+				else if (strcmp(name, "retention.bytes") == 0)
+					*retention_bytes = strtoll(value, NULL, 10);
+			}
+		}
+	}
+	rd_kafka_event_destroy(event);
+	return err;
+}
+
+/*
+ * Refuse a topic whose configuration deletes live keys: a cleanup.policy
+ * without compaction, or compaction together with a finite retention.
+ *
+ * A topic just created elsewhere may not be known yet to the broker asked:
+ * that is retried until the deadline.
+ */
+static void
+check_topic_config(rd_kafka_t *rk, const char *topic)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   KV_ADMIN_TIMEOUT_MS);
+	rd_kafka_resp_err_t err;
+	char		policy[128];
+	int64		retention_ms;
+	int64		retention_bytes;
+
+	while ((err = describe_topic(rk, topic, policy, sizeof(policy),
+								 &retention_ms, &retention_bytes)) != RD_KAFKA_RESP_ERR_NO_ERROR &&
+		   retry_after(err, deadline))
+		;
+	if (err)
+		ereport(ERROR,
+				(errcode(KvKafkaSqlstate(err)),
+				 errmsg("could not read the configuration of topic \"%s\"", topic),
+				 errdetail_internal("%s", rd_kafka_err2str(err))));
+	if (policy[0] != '\0' && strstr(policy, "compact") == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("topic \"%s\" is not compacted", topic),
+				 errdetail("Its cleanup.policy is \"%s\"; kvstore needs a policy that includes \"compact\", or old values would be deleted by retention.",
+						   policy),
+				 errhint("Set cleanup.policy=compact on the topic, or use another topic.")));
+	if (strstr(policy, "delete") != NULL && (retention_ms >= 0 || retention_bytes >= 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("topic \"%s\" deletes old records by retention", topic),
+				 errdetail("Its cleanup.policy is \"%s\" with retention.ms %lld and retention.bytes %lld: retention would delete live keys.",
+						   policy, (long long) retention_ms, (long long) retention_bytes),
+				 errhint("Set cleanup.policy=compact, or set retention.ms and retention.bytes to -1.")));
+}
+
+/*
+ * KvKafkaTopicExists
+ *		Whether the topic exists; an existing topic that kvstore cannot
+ *		serve is an error.
+ *
+ * kvstore needs one partition (one order of records for every server)
+ * and compaction without retention (the latest value of every key kept).
+ */
+bool
+KvKafkaTopicExists(const char *topic)
+{
+	rd_kafka_t *rk = get_admin();
+	int			partitions = topic_partitions(rk, topic);
+
+	if (partitions < 0)
+		return false;
+	check_partitions(topic, partitions);
+	check_topic_config(rk, topic);
+	return true;
+}
+
+/*
+ * KvKafkaCreateTopic
+ *		Create a compacted topic with one partition.
+ *
+ * Returns false, after checking it as KvKafkaTopicExists does, when the
+ * topic exists already.
+ */
+bool
+KvKafkaCreateTopic(const char *topic)
+{
+	rd_kafka_t *rk = get_admin();
+	rd_kafka_NewTopic_t *newt;
+	rd_kafka_queue_t *queue;
+	rd_kafka_event_t *event;
+	const rd_kafka_CreateTopics_result_t *result;
+	const rd_kafka_topic_result_t **topics;
+	size_t		ntopics;
+	rd_kafka_resp_err_t err;
+	char		errstr[256];
+	char		detail[512];
+
+	if (KvKafkaTopicExists(topic))
+		return false;
+
+	newt = rd_kafka_NewTopic_new(topic, 1, kvstore_replication_factor,
+								 errstr, sizeof(errstr));
+	if (newt == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("could not create topic \"%s\"", topic),
+				 errdetail_internal("%s", errstr)));
+	rd_kafka_NewTopic_set_config(newt, "cleanup.policy", "compact");
+
+	queue = rd_kafka_queue_new(rk);
+	rd_kafka_CreateTopics(rk, &newt, 1, NULL, queue);
+	rd_kafka_NewTopic_destroy(newt);
+	event = wait_admin_event(queue, topic);
+
+	result = rd_kafka_event_CreateTopics_result(event);
+	err = rd_kafka_event_error(event);
+	strlcpy(detail, err ? rd_kafka_event_error_string(event) : "", sizeof(detail));
+	if (!err && result)
+	{
+		topics = rd_kafka_CreateTopics_result_topics(result, &ntopics);
+		if (ntopics == 1)
+		{
+			err = rd_kafka_topic_result_error(topics[0]);
+			if (err && rd_kafka_topic_result_error_string(topics[0]))
+				strlcpy(detail, rd_kafka_topic_result_error_string(topics[0]),
+						sizeof(detail));
+		}
+	}
+	rd_kafka_event_destroy(event);
+
+	if (err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+	{
+		/* Created elsewhere meanwhile: check it like any existing topic */
+		check_partitions(topic, topic_partitions(rk, topic));
+		check_topic_config(rk, topic);
+		return false;
+	}
+	if (err)
+		ereport(ERROR,
+				(errcode(KvKafkaSqlstate(err)),
+				 errmsg("could not create topic \"%s\"", topic),
+				 errdetail_internal("%s", detail[0] ? detail : rd_kafka_err2str(err))));
+	return true;
+}
+
+/*
+ * KvKafkaEndOffset
+ *		The end of the topic's log now: the offset the next record will get.
+ *
+ * Asked with isolation level read_committed, so this is the last stable
+ * offset: records of open transactions are not counted.
+ */
+int64
+KvKafkaEndOffset(const char *topic)
+{
+	rd_kafka_t *rk = get_admin();
+	int64_t		low;
+	int64_t		high;
+	rd_kafka_resp_err_t err;
+	TimestampTz deadline;
+
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), KV_ADMIN_TIMEOUT_MS);
+	while ((err = rd_kafka_query_watermark_offsets(rk, topic, 0, &low, &high,
+												   KV_POLL_MS)) != RD_KAFKA_RESP_ERR_NO_ERROR &&
+		   retry_after(err, deadline))
+		;
+	if (err)
+		ereport(ERROR,
+				(errcode(KvKafkaSqlstate(err)),
+				 errmsg("could not read the end offset of topic \"%s\"", topic),
+				 errdetail_internal("%s", rd_kafka_err2str(err))));
+	return high;
+}

@@ -1,0 +1,437 @@
+/*-------------------------------------------------------------------------
+ *
+ * topic.c
+ *		  A topic's life on this server: open, attach, create, wait
+ *
+ * Opening a topic finds the slot of a topic this server has attached, or
+ * attaches one that exists in Kafka: claims a free slot and starts its
+ * materializer.  Opening never creates a Kafka topic, except for a write
+ * while kvstore.auto_create_topics is on; creating is otherwise the
+ * separate act of kv_create_topic, which is revoked from PUBLIC.  Before
+ * anything is asked of Kafka, a name is checked against Kafka's rules,
+ * against the names of other systems' internal topics, and against the
+ * allow-list kvstore.allowed_topics, and a server with no free slot
+ * refuses.
+ *
+ * A topic's state (starting, bootstrap, ready, error) is set by its
+ * worker; the waits here follow it.  A backend refers to a topic through
+ * a KvTopicRef, which remembers the incarnation of the slot: every wait
+ * re-checks it, so a slot freed and claimed by another topic meanwhile is
+ * never read or written by mistake.  Readers take the topic lock through
+ * KvTopicLockForRead, which checks the state under the lock: the worker
+ * leaves READY and empties the index only while holding it exclusively.
+ *
+ * IDENTIFICATION
+ *		  src/topic.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+#include "utils/wait_event.h"
+
+#include "kvstore.h"
+
+/* Longest single sleep of a wait, so that state changes are re-read */
+#define KV_WAIT_STEP_MS 1000
+
+static void check_not_internal(const char *name);
+static bool allowed_by_list(const char *name);
+static KvTopic *attach(const char *name, KvOpenMode mode, uint64 *incarnation);
+static int64 wait_deadline_ms(TimestampTz deadline);
+static KvTopicState read_state(KvTopic *topic, int *error_code,
+							   char *error, size_t errorsize);
+
+/* Refuse the internal topics of Kafka and of the systems around it */
+static void
+check_not_internal(const char *name)
+{
+	if (name[0] == '_' ||
+		strcmp(name, "connect-configs") == 0 ||
+		strcmp(name, "connect-offsets") == 0 ||
+		strcmp(name, "connect-status") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("topic \"%s\" is an internal topic", name),
+				 errdetail("kvstore never reads or writes topics whose names start with \"_\", nor Kafka Connect's default internal topics.")));
+}
+
+/*
+ * Whether kvstore.allowed_topics admits a name: each entry is a name, or a
+ * prefix followed by '*'; "*" admits every name.
+ */
+static bool
+allowed_by_list(const char *name)
+{
+	char	   *raw;
+	List	   *entries;
+	ListCell   *lc;
+	bool		allowed = false;
+
+	if (strcmp(kvstore_allowed_topics, "*") == 0)
+		return true;
+	raw = pstrdup(kvstore_allowed_topics);
+	if (!SplitIdentifierString(raw, ',', &entries))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid list syntax in kvstore.allowed_topics")));
+	foreach(lc, entries)
+	{
+		const char *entry = (const char *) lfirst(lc);
+		size_t		len = strlen(entry);
+
+		if ((len > 0 && entry[len - 1] == '*' && strncmp(name, entry, len - 1) == 0) ||
+			strcmp(name, entry) == 0)
+		{
+			allowed = true;
+			break;
+		}
+	}
+	list_free(entries);
+	pfree(raw);
+	return allowed;
+}
+
+/*
+ * KvTopicCheckAllowed
+ *		Refuse a name that kvstore may not attach, before anything is sent.
+ */
+void
+KvTopicCheckAllowed(const char *name)
+{
+	KvRecordCheckTopicName(name);
+	check_not_internal(name);
+	if (!allowed_by_list(name))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("topic \"%s\" is not in kvstore.allowed_topics", name),
+				 errhint("A superuser can add it to kvstore.allowed_topics and reload the configuration.")));
+}
+
+/*
+ * Attach a topic this server does not serve yet: check it in Kafka (and
+ * create it if the mode allows), claim a slot, start its worker.
+ */
+static KvTopic *
+attach(const char *name, KvOpenMode mode, uint64 *incarnation)
+{
+	KvTopic    *topic;
+	bool		claimed;
+
+	/* A full server refuses before it asks anything of Kafka */
+	if (KvTopicFreeSlots() == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("cannot attach topic \"%s\": all %d topic slots are in use",
+						name, kvstore_max_topics),
+				 errhint("Raise kvstore.max_topics and restart the server.")));
+
+	if (!KvKafkaTopicExists(name))
+	{
+		if (mode == KV_OPEN_READ ||
+			(mode == KV_OPEN_WRITE && !kvstore_auto_create_topics))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("topic \"%s\" does not exist", name),
+					 errhint("Create it with kv_create_topic('%s').", name)));
+		(void) KvKafkaCreateTopic(name);
+	}
+
+	topic = KvTopicClaim(name, &claimed);
+	if (topic == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("cannot attach topic \"%s\": all %d topic slots are in use",
+						name, kvstore_max_topics),
+				 errhint("Raise kvstore.max_topics and restart the server.")));
+	*incarnation = pg_atomic_read_u64(&topic->incarnation);
+	if (claimed && !KvWorkerStart(name))
+	{
+		KvTopicRelease(topic);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start the worker of topic \"%s\"", name),
+				 errdetail("No background worker slot is free."),
+				 errhint("Raise max_worker_processes and restart the server.")));
+	}
+	return topic;
+}
+
+/*
+ * KvTopicOpen
+ *		A reference to a topic, attaching it on this server if needed.
+ *
+ * Reads open with KV_OPEN_READ and never create anything in Kafka; a
+ * missing topic is an error.  The caller waits for the topic to be ready
+ * when it needs to (KvTopicLockForRead and the writes do).
+ */
+KvTopicRef *
+KvTopicOpen(const char *name, KvOpenMode mode)
+{
+	KvTopicRef *ref;
+	KvTopic    *topic;
+	uint64		incarnation;
+
+	KvCheckLoaded();
+	KvTopicCheckAllowed(name);
+
+	topic = KvTopicFind(name, &incarnation);
+	if (topic == NULL)
+		topic = attach(name, mode, &incarnation);
+
+	ref = palloc(sizeof(KvTopicRef));
+	ref->topic = topic;
+	ref->incarnation = incarnation;
+	strlcpy(ref->name, name, sizeof(ref->name));
+	return ref;
+}
+
+/*
+ * KvTopicCreate
+ *		Create a topic in Kafka if it does not exist, and attach it.
+ *
+ * Returns whether this call created it.
+ */
+bool
+KvTopicCreate(const char *name)
+{
+	KvTopic    *topic;
+	uint64		incarnation;
+	bool		created;
+
+	KvCheckLoaded();
+	KvTopicCheckAllowed(name);
+
+	topic = KvTopicFind(name, &incarnation);
+	if (topic != NULL)
+		return false;
+	if (KvTopicFreeSlots() == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("cannot attach topic \"%s\": all %d topic slots are in use",
+						name, kvstore_max_topics),
+				 errhint("Raise kvstore.max_topics and restart the server.")));
+	created = KvKafkaCreateTopic(name);
+	(void) attach(name, KV_OPEN_READ, &incarnation);
+	return created;
+}
+
+/*
+ * KvTopicRecheck
+ *		Raise an error if the slot of a reference now serves another topic.
+ */
+void
+KvTopicRecheck(KvTopicRef *ref)
+{
+	if (pg_atomic_read_u64(&ref->topic->incarnation) != ref->incarnation)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("topic \"%s\" is no longer attached", ref->name),
+				 errdetail("Its worker could not start, and its slot was freed.")));
+}
+
+/* The state of a topic, with its error code and text */
+static KvTopicState
+read_state(KvTopic *topic, int *error_code, char *error, size_t errorsize)
+{
+	KvTopicState state;
+
+	SpinLockAcquire(&topic->mutex);
+	state = topic->state;
+	*error_code = topic->error_code;
+	strlcpy(error, topic->last_error, errorsize);
+	SpinLockRelease(&topic->mutex);
+	return state;
+}
+
+/*
+ * KvTopicLockForRead
+ *		Take the topic lock shared once the topic is ready; returns the
+ *		generation of the index.
+ *
+ * The state is checked under the lock, so the index cannot be emptied or
+ * rebuilt while the caller reads.  A reader that reads in several holds
+ * (a scan) compares the generations: a different one means the index was
+ * rebuilt in between.
+ */
+uint64
+KvTopicLockForRead(KvTopicRef *ref)
+{
+	KvTopic    *topic = ref->topic;
+
+	for (;;)
+	{
+		KvTopicState state;
+		uint64		generation;
+
+		LWLockAcquire(topic->lock, LW_SHARED);
+		SpinLockAcquire(&topic->mutex);
+		state = topic->state;
+		generation = topic->generation;
+		SpinLockRelease(&topic->mutex);
+		if (state == KV_TOPIC_READY &&
+			pg_atomic_read_u64(&topic->incarnation) == ref->incarnation)
+			return generation;
+		LWLockRelease(topic->lock);
+		KvTopicWaitReady(ref);
+	}
+}
+
+/* Milliseconds left until deadline (at least 1), or -1 for no deadline */
+static int64
+wait_deadline_ms(TimestampTz deadline)
+{
+	long		secs;
+	int			usecs;
+
+	if (deadline == 0)
+		return -1;
+	TimestampDifference(GetCurrentTimestamp(), deadline, &secs, &usecs);
+	return Max((int64) secs * 1000 + usecs / 1000, 1);
+}
+
+/*
+ * KvTopicWaitReady
+ *		Wait until the topic has finished its bootstrap.
+ *
+ * Reads and writes pass here so that nobody sees a half-loaded index.
+ * The wait is bounded by kvstore.write_timeout and interrupted by
+ * statement_timeout and query cancel.
+ */
+void
+KvTopicWaitReady(KvTopicRef *ref)
+{
+	KvTopic    *topic = ref->topic;
+	TimestampTz deadline = 0;
+
+	if (kvstore_write_timeout > 0)
+		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											   kvstore_write_timeout);
+	for (;;)
+	{
+		KvTopicState state;
+		char		error[KV_MAX_ERROR_TEXT];
+		int			error_code;
+		int64		applied;
+		int64		target;
+		int64		timeout;
+
+		KvTopicRecheck(ref);
+		state = read_state(topic, &error_code, error, sizeof(error));
+		SpinLockAcquire(&topic->mutex);
+		target = topic->bootstrap_target;
+		SpinLockRelease(&topic->mutex);
+		applied = (int64) pg_atomic_read_u64(&topic->applied);
+
+		if (state == KV_TOPIC_READY)
+			break;
+		if (state == KV_TOPIC_ERROR)
+			ereport(ERROR,
+					(errcode(error_code ? error_code : ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("topic \"%s\" is in an error state", ref->name),
+					 errdetail_internal("%s", error)));
+
+		if (deadline != 0 && GetCurrentTimestamp() >= deadline)
+			ereport(ERROR,
+					(errcode(ERRCODE_QUERY_CANCELED),
+					 errmsg("topic \"%s\" is not ready after %d ms",
+							ref->name, kvstore_write_timeout),
+					 state == KV_TOPIC_BOOTSTRAP ?
+					 errdetail("The topic is loading: offset " INT64_FORMAT " of " INT64_FORMAT ".",
+							   applied, target) :
+					 errdetail("The topic's worker is starting."),
+					 error[0] ? errcontext("last error of topic \"%s\": %s",
+										   ref->name, error) : 0,
+					 errhint("Check kvstore.brokers and the kv_topics view.")));
+
+		timeout = wait_deadline_ms(deadline);
+		(void) ConditionVariableTimedSleep(&topic->cv,
+										   timeout < 0 ? KV_WAIT_STEP_MS : Min(timeout, KV_WAIT_STEP_MS),
+										   PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+}
+
+/*
+ * KvTopicWaitApplied
+ *		Wait until the topic has applied the record at offset.
+ *
+ * The condition is applied > offset: transaction markers take offsets that
+ * are never delivered, so the position may jump past a record's offset.
+ * The caller sets up an error context saying that the record is already
+ * in Kafka, for errors raised by cancel and statement_timeout.
+ */
+void
+KvTopicWaitApplied(KvTopicRef *ref, int64 offset)
+{
+	KvTopic    *topic = ref->topic;
+	TimestampTz deadline = 0;
+
+	if (kvstore_write_timeout > 0)
+		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											   kvstore_write_timeout);
+	for (;;)
+	{
+		KvTopicState state;
+		char		error[KV_MAX_ERROR_TEXT];
+		int			error_code;
+		int64		timeout;
+
+		KvTopicRecheck(ref);
+		state = read_state(topic, &error_code, error, sizeof(error));
+
+		if (state == KV_TOPIC_READY &&
+			(int64) pg_atomic_read_u64(&topic->applied) > offset)
+			break;
+		if (state == KV_TOPIC_ERROR)
+			ereport(ERROR,
+					(errcode(error_code ? error_code : ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("topic \"%s\" stopped before applying offset " INT64_FORMAT,
+							ref->name, offset),
+					 errdetail("The record is stored in Kafka at offset " INT64_FORMAT ".",
+							   offset),
+					 error[0] ? errcontext("last error of topic \"%s\": %s",
+										   ref->name, error) : 0));
+
+		timeout = wait_deadline_ms(deadline);
+		if (deadline != 0 && GetCurrentTimestamp() >= deadline)
+			ereport(ERROR,
+					(errcode(ERRCODE_QUERY_CANCELED),
+					 errmsg("timed out waiting for topic \"%s\" to apply offset " INT64_FORMAT,
+							ref->name, offset),
+					 errdetail("Kafka acknowledged the write at offset " INT64_FORMAT "; it will become visible once this server applies it.",
+							   offset),
+					 errhint("Raise kvstore.write_timeout, or check the kv_topics view for lag.")));
+
+		(void) ConditionVariableTimedSleep(&topic->cv,
+										   timeout < 0 ? KV_WAIT_STEP_MS : Min(timeout, KV_WAIT_STEP_MS),
+										   PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+}
+
+/*
+ * KvTopicSetError
+ *		Put a topic into the error state with a message, and wake waiters.
+ *
+ * The caller holds the topic lock exclusively.  Readers and writers of the
+ * topic then fail with sqlstate and the message.
+ */
+void
+KvTopicSetError(KvTopic *topic, int sqlstate, const char *fmt,...)
+{
+	va_list		args;
+
+	SpinLockAcquire(&topic->mutex);
+	topic->state = KV_TOPIC_ERROR;
+	topic->error_code = sqlstate;
+	va_start(args, fmt);
+	vsnprintf(topic->last_error, sizeof(topic->last_error), fmt, args);
+	va_end(args);
+	SpinLockRelease(&topic->mutex);
+	ConditionVariableBroadcast(&topic->cv);
+}

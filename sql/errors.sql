@@ -33,7 +33,10 @@ SELECT pg_temp.try($$SELECT kv_get(NULL, 'k')$$);
 -- ===================================================================
 -- sizes, arrays, limits
 -- ===================================================================
-SELECT pg_temp.try(format($$SELECT kv_put(%L, 'big', repeat('x', 1000001))$$, :'t'));
+SELECT pg_temp.try(format($$SELECT kv_put(%L, 'big', repeat('x', 999998))$$, :'t'));
+-- key plus value at exactly the limit is stored; one byte more is refused
+SELECT kv_put(:'t', 'kk', repeat('x', 999998)) >= 0 AS at_limit,
+       length(kv_get(:'t', 'kk')) AS stored;
 SELECT pg_temp.try(format($$SELECT kv_put_many(%L, ARRAY['a', 'b'], ARRAY['1'])$$, :'t'));
 SELECT pg_temp.try(format($$SELECT kv_put_many(%L, ARRAY['a', NULL], ARRAY['1', '2'])$$, :'t'));
 SELECT pg_temp.try(format($$SELECT kv_put_many(%L, NULL::text[], ARRAY['1'])$$, :'t'));
@@ -57,3 +60,24 @@ SELECT pg_temp.try(format($$SELECT kv_get(%L, 'k')$$, repeat('t', 128)));
 SELECT kv_put(:'t', 'binary', '\xff00fe'::bytea) >= 0 AS put;
 SELECT pg_temp.try(format($$SELECT kv_get(%L, 'binary')$$, :'t'));
 SELECT kv_get(:'t', 'binary'::bytea);
+
+-- ===================================================================
+-- arguments are checked before a topic is opened: nothing is attached
+-- ===================================================================
+SELECT 'kvnew_' || md5(random()::text || clock_timestamp()::text) AS n \gset
+SELECT set_config('kvtest.topic', :'n', false) IS NOT NULL AS masked;
+SELECT pg_temp.try(format($$SELECT kv_get(%L, NULL::text)$$, :'n'));
+SELECT pg_temp.try(format($$SELECT kv_put(%L, '', 'v')$$, :'n'));
+SELECT pg_temp.try(format($$SELECT kv_put_many(%L, ARRAY['a'], ARRAY['1', '2'])$$, :'n'));
+SELECT pg_temp.try(format($$SELECT * FROM kv_scan(%L, 'p', -1)$$, :'n'));
+SELECT count(*) AS attached FROM kv_topics WHERE topic = :'n';
+-- a read of a missing topic is an error, not an empty answer, and creates nothing
+SELECT pg_temp.try(format($$SELECT kv_get(%L, 'k')$$, :'n'));
+SELECT pg_temp.try(format($$SELECT kv_sync(%L)$$, :'n'));
+SELECT count(*) AS attached FROM kv_topics WHERE topic = :'n';
+-- internal topics are refused before anything is asked of Kafka
+SELECT pg_temp.try($$SELECT kv_get('__consumer_offsets', 'k')$$);
+SELECT pg_temp.try($$SELECT kv_put('_schemas', 'k', 'v')$$);
+-- a created topic is empty, and kv_sync returns its end
+SELECT kv_create_topic(:'n') AS created, kv_create_topic(:'n') AS created_again;
+SELECT kv_sync(:'n') AS end_offset, kv_get(:'n', 'k') IS NULL AS empty;

@@ -24,7 +24,7 @@ SELECT pg_temp.try(format($$SELECT kv_put(%L, NULL::text, 'v')$$, :'t'));
 SELECT pg_temp.try(format($$SELECT kv_put(%L, 'k', NULL::text)$$, :'t'));
 SELECT pg_temp.try(format($$SELECT kv_put(%L, '', 'v')$$, :'t'));
 SELECT pg_temp.try(format($$SELECT kv_exists(%L, '')$$, :'t'));
-SELECT pg_temp.try(format($$SELECT kv_put(%L, ''::bytea, '\x00'::bytea)$$, :'t'));
+SELECT pg_temp.try(format($$SELECT kv_put_bytea(%L, '', '\x00')$$, :'t'));
 SELECT pg_temp.try(format($$SELECT kv_get(%L, '')$$, :'t'));
 SELECT pg_temp.try(format($$SELECT kv_delete(%L, NULL::text)$$, :'t'));
 SELECT pg_temp.try(format($$SELECT kv_get(%L, NULL::text)$$, :'t'));
@@ -57,9 +57,9 @@ SELECT pg_temp.try(format($$SELECT kv_get(%L, 'k')$$, repeat('t', 128)));
 -- ===================================================================
 -- values that are not text
 -- ===================================================================
-SELECT kv_put(:'t', 'binary', '\xff00fe'::bytea) >= 0 AS put;
+SELECT kv_put_bytea(:'t', 'binary', '\xff00fe') >= 0 AS put;
 SELECT pg_temp.try(format($$SELECT kv_get(%L, 'binary')$$, :'t'));
-SELECT kv_get(:'t', 'binary'::bytea);
+SELECT kv_get_bytea(:'t', 'binary');
 
 -- ===================================================================
 -- arguments are checked before a topic is opened: nothing is attached

@@ -23,12 +23,12 @@ SELECT kv_delete(:'t', 'never-there') >= 0 AS deleted;
 -- an empty value is a real value
 SELECT kv_put(:'t', 'empty', '') >= 0 AS put;
 SELECT kv_get(:'t', 'empty') = '' AS is_empty, kv_exists(:'t', 'empty');
-SELECT kv_get(:'t', 'empty'::bytea) = '\x'::bytea AS is_empty_bytea;
+SELECT kv_get_bytea(:'t', 'empty') = '\x'::bytea AS is_empty_bytea;
 
 -- binary keys and values with NUL bytes
-SELECT kv_put(:'t', '\x00ff00'::bytea, '\x0000deadbeef00'::bytea) >= 0 AS put;
-SELECT kv_get(:'t', '\x00ff00'::bytea);
-SELECT kv_get(:'t', '\x00ff'::bytea) IS NULL AS prefix_is_not_a_match;
+SELECT kv_put_bytea(:'t', '\x00ff00', '\x0000deadbeef00') >= 0 AS put;
+SELECT kv_get_bytea(:'t', '\x00ff00');
+SELECT kv_get_bytea(:'t', '\x00ff') IS NULL AS prefix_is_not_a_match;
 
 -- ===================================================================
 -- scans: unsigned byte order, prefixes, limits
@@ -51,12 +51,12 @@ SELECT * FROM kv_range(:'s', 'z', 'a');
 
 -- bytea prefixes: '\x61ff' matches '\x61ff00' and '\x61ffff', not '\x62'
 SELECT 'kvbin_' || md5(random()::text || clock_timestamp()::text) AS b \gset
-SELECT kv_put_many(:'b',
+SELECT kv_put_many_bytea(:'b',
     ARRAY['\x61'::bytea, '\x61ff', '\x61ff00', '\x61ffff', '\x62', '\xffff', '\xffff00', '\xffffff01'],
     ARRAY['\x01'::bytea, '\x02', '\x03', '\x04', '\x05', '\x06', '\x07', '\x08']) >= 0 AS put_many;
-SELECT * FROM kv_scan(:'b', '\x61ff'::bytea);
-SELECT * FROM kv_scan(:'b', '\xffff'::bytea);
-SELECT * FROM kv_range(:'b', '\x61ff00'::bytea, '\x62'::bytea);
+SELECT * FROM kv_scan_bytea(:'b', '\x61ff');
+SELECT * FROM kv_scan_bytea(:'b', '\xffff');
+SELECT * FROM kv_range_bytea(:'b', '\x61ff00', '\x62');
 
 -- ===================================================================
 -- kv_put_many: deletes and puts of the same keys, in order
@@ -65,6 +65,40 @@ SELECT kv_put_many(:'t', ARRAY['m1', 'm2', 'm1', 'm3', 'm2'],
                          ARRAY['a', 'b', NULL, 'c', 'b2']) >= 0 AS put_many;
 SELECT * FROM kv_scan(:'t', 'm');
 SELECT kv_put_many(:'t', '{}'::text[], '{}'::text[]) IS NULL AS empty_batch;
+
+-- ===================================================================
+-- untyped arguments, as drivers send them: every name has one form, so
+-- PostgreSQL never has to choose between text and bytea
+-- ===================================================================
+SELECT kv_put_many(:'t', '{d1,d2}', '{1,2}') >= 0 AS put_many;
+SELECT * FROM kv_scan(:'t', 'd');
+PREPARE put AS SELECT kv_put($1, $2, $3) >= 0;
+PREPARE put_bytea AS SELECT kv_put_bytea($1, $2, $3) >= 0;
+PREPARE del AS SELECT kv_delete($1, $2) >= 0;
+PREPARE del_bytea AS SELECT kv_delete_bytea($1, $2) >= 0;
+PREPARE put_many AS SELECT kv_put_many($1, $2, $3) >= 0;
+PREPARE put_many_bytea AS SELECT kv_put_many_bytea($1, $2, $3) >= 0;
+PREPARE get AS SELECT kv_get($1, $2);
+PREPARE get_bytea AS SELECT kv_get_bytea($1, $2);
+PREPARE exists AS SELECT kv_exists($1, $2);
+PREPARE exists_bytea AS SELECT kv_exists_bytea($1, $2);
+PREPARE scan AS SELECT * FROM kv_scan($1, $2, $3);
+PREPARE scan_bytea AS SELECT * FROM kv_scan_bytea($1, $2, $3);
+PREPARE range AS SELECT * FROM kv_range($1, $2, $3, $4);
+PREPARE range_bytea AS SELECT * FROM kv_range_bytea($1, $2, $3, $4);
+PREPARE sync AS SELECT kv_sync($1) > 0;
+SELECT name, parameter_types FROM pg_prepared_statements ORDER BY name;
+EXECUTE put_bytea(:'t', '\x0000', '\x00ff');
+EXECUTE get_bytea(:'t', '\x0000');
+EXECUTE put_many(:'t', '{d3,d4}', '{3,NULL}');
+EXECUTE put_many_bytea(:'t', '{"\\x0001","\\x0002"}', '{"\\x01",NULL}');
+EXECUTE scan(:'t', 'd', NULL);
+EXECUTE scan_bytea(:'t', '\x00', 10);
+EXECUTE range(:'t', 'd2', 'd4', NULL);
+EXECUTE range_bytea(:'t', '\x0001', NULL, 1);
+EXECUTE del_bytea(:'t', '\x0000');
+EXECUTE exists_bytea(:'t', '\x0000');
+DEALLOCATE ALL;
 
 -- ===================================================================
 -- kv_sync and kv_topics

@@ -9,24 +9,30 @@ AS 'MODULE_PATHNAME' LANGUAGE C;
 SELECT kvstore_check_loaded();
 DROP FUNCTION kvstore_check_loaded();
 
--- Writes: produce to Kafka, return the offset once visible on this server
+-- Writes: produce to Kafka, return the offset once visible on this server.
+--
+-- The bytea forms have their own names (kv_put_bytea, ...) rather than
+-- overloading the text ones: drivers send their parameters untyped, and
+-- with two forms of one name PostgreSQL cannot choose between text[] and
+-- bytea[] arrays, and picks text for a scalar, so a driver's byte buffer
+-- would be refused as invalid text.
 
 CREATE FUNCTION kv_put(topic text, key text, value text) RETURNS bigint
 AS 'MODULE_PATHNAME', 'kv_put' LANGUAGE C VOLATILE;
 
-CREATE FUNCTION kv_put(topic text, key bytea, value bytea) RETURNS bigint
+CREATE FUNCTION kv_put_bytea(topic text, key bytea, value bytea) RETURNS bigint
 AS 'MODULE_PATHNAME', 'kv_put' LANGUAGE C VOLATILE;
 
 CREATE FUNCTION kv_delete(topic text, key text) RETURNS bigint
 AS 'MODULE_PATHNAME', 'kv_delete' LANGUAGE C VOLATILE;
 
-CREATE FUNCTION kv_delete(topic text, key bytea) RETURNS bigint
+CREATE FUNCTION kv_delete_bytea(topic text, key bytea) RETURNS bigint
 AS 'MODULE_PATHNAME', 'kv_delete' LANGUAGE C VOLATILE;
 
 CREATE FUNCTION kv_put_many(topic text, keys text[], vals text[]) RETURNS bigint
 AS 'MODULE_PATHNAME', 'kv_put_many' LANGUAGE C VOLATILE;
 
-CREATE FUNCTION kv_put_many(topic text, keys bytea[], vals bytea[]) RETURNS bigint
+CREATE FUNCTION kv_put_many_bytea(topic text, keys bytea[], vals bytea[]) RETURNS bigint
 AS 'MODULE_PATHNAME', 'kv_put_many' LANGUAGE C VOLATILE;
 
 CREATE FUNCTION kv_sync(topic text) RETURNS bigint
@@ -37,21 +43,20 @@ AS 'MODULE_PATHNAME', 'kv_sync' LANGUAGE C VOLATILE;
 CREATE FUNCTION kv_get(topic text, key text) RETURNS text
 AS 'MODULE_PATHNAME', 'kv_get_text' LANGUAGE C VOLATILE;
 
-CREATE FUNCTION kv_get(topic text, key bytea) RETURNS bytea
+CREATE FUNCTION kv_get_bytea(topic text, key bytea) RETURNS bytea
 AS 'MODULE_PATHNAME', 'kv_get_bytea' LANGUAGE C VOLATILE;
 
 CREATE FUNCTION kv_exists(topic text, key text) RETURNS boolean
 AS 'MODULE_PATHNAME', 'kv_exists' LANGUAGE C VOLATILE;
 
-CREATE FUNCTION kv_exists(topic text, key bytea) RETURNS boolean
+CREATE FUNCTION kv_exists_bytea(topic text, key bytea) RETURNS boolean
 AS 'MODULE_PATHNAME', 'kv_exists' LANGUAGE C VOLATILE;
 
--- The bytea form has no default prefix, so that kv_scan('t') is not ambiguous
 CREATE FUNCTION kv_scan(topic text, prefix text DEFAULT '', max_rows int DEFAULT NULL)
 RETURNS TABLE (key text, value text)
 AS 'MODULE_PATHNAME', 'kv_scan_text' LANGUAGE C VOLATILE ROWS 100;
 
-CREATE FUNCTION kv_scan(topic text, prefix bytea, max_rows int DEFAULT NULL)
+CREATE FUNCTION kv_scan_bytea(topic text, prefix bytea DEFAULT '', max_rows int DEFAULT NULL)
 RETURNS TABLE (key bytea, value bytea)
 AS 'MODULE_PATHNAME', 'kv_scan_bytea' LANGUAGE C VOLATILE ROWS 100;
 
@@ -59,7 +64,7 @@ CREATE FUNCTION kv_range(topic text, from_key text, to_key text, max_rows int DE
 RETURNS TABLE (key text, value text)
 AS 'MODULE_PATHNAME', 'kv_range_text' LANGUAGE C VOLATILE ROWS 100;
 
-CREATE FUNCTION kv_range(topic text, from_key bytea, to_key bytea, max_rows int DEFAULT NULL)
+CREATE FUNCTION kv_range_bytea(topic text, from_key bytea, to_key bytea, max_rows int DEFAULT NULL)
 RETURNS TABLE (key bytea, value bytea)
 AS 'MODULE_PATHNAME', 'kv_range_bytea' LANGUAGE C VOLATILE ROWS 100;
 
@@ -69,6 +74,11 @@ CREATE FUNCTION kv_create_topic(topic text) RETURNS boolean
 AS 'MODULE_PATHNAME', 'kv_create_topic' LANGUAGE C VOLATILE;
 
 -- Monitoring
+
+CREATE FUNCTION kv_checksum(topic text, OUT applied_offset bigint, OUT keys bigint,
+                            OUT checksum bigint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'kv_checksum' LANGUAGE C VOLATILE;
 
 CREATE FUNCTION kv_topics(
     OUT topic text,
@@ -92,15 +102,15 @@ CREATE VIEW kv_topics AS SELECT * FROM kv_topics();
 
 -- Nobody but the owner may use kvstore until granted: see the README
 REVOKE ALL ON FUNCTION
-    kv_put(text, text, text), kv_put(text, bytea, bytea),
-    kv_delete(text, text), kv_delete(text, bytea),
-    kv_put_many(text, text[], text[]), kv_put_many(text, bytea[], bytea[]),
+    kv_put(text, text, text), kv_put_bytea(text, bytea, bytea),
+    kv_delete(text, text), kv_delete_bytea(text, bytea),
+    kv_put_many(text, text[], text[]), kv_put_many_bytea(text, bytea[], bytea[]),
     kv_sync(text),
-    kv_get(text, text), kv_get(text, bytea),
-    kv_exists(text, text), kv_exists(text, bytea),
-    kv_scan(text, text, int), kv_scan(text, bytea, int),
-    kv_range(text, text, text, int), kv_range(text, bytea, bytea, int),
-    kv_create_topic(text),
+    kv_get(text, text), kv_get_bytea(text, bytea),
+    kv_exists(text, text), kv_exists_bytea(text, bytea),
+    kv_scan(text, text, int), kv_scan_bytea(text, bytea, int),
+    kv_range(text, text, text, int), kv_range_bytea(text, bytea, bytea, int),
+    kv_create_topic(text), kv_checksum(text),
     kv_topics()
 FROM PUBLIC;
 REVOKE ALL ON kv_topics FROM PUBLIC;

@@ -12,7 +12,7 @@ SELECT is(kv_put(:'t', 'a', '2'), 1::bigint, 'the second record of the topic is 
 SELECT is(kv_get(:'t', 'a'), '2', 'an overwrite is read back');
 SELECT cmp_ok(kv_delete(:'t', 'a'), '>', 0::bigint, 'kv_delete returns the tombstone offset');
 SELECT is(kv_get(:'t', 'a'), NULL, 'a deleted key reads as NULL');
-SELECT is(kv_get(:'t', 'b'::bytea), NULL::bytea, 'an absent key reads as NULL');
+SELECT is(kv_get_bytea(:'t', 'b'), NULL::bytea, 'an absent key reads as NULL');
 SELECT lives_ok(format($$SELECT kv_put(%L, 'e', '')$$, :'t'), 'an empty value is written');
 SELECT is(kv_get(:'t', 'e'), '', 'an empty value reads back empty, not NULL');
 
@@ -31,7 +31,7 @@ SELECT throws_ok(format($$SELECT kv_put_many(%L, ARRAY['a'], ARRAY['1', '2'])$$,
 SELECT throws_ok($$SELECT kv_get('bad name', 'k')$$, '42602', NULL, 'invalid topic name');
 SELECT throws_ok(format($$SELECT kv_get(%L, 'k')$$, repeat('x', 128)), '42622', NULL, 'topic name too long');
 SELECT throws_ok(format($$SELECT * FROM kv_range(%L, 'a', 'b', -1)$$, :'t'), '22023', NULL, 'negative max_rows');
-SELECT lives_ok(format($$SELECT kv_put(%L, 'bin', '\xff'::bytea)$$, :'t'), 'a binary value is written');
+SELECT lives_ok(format($$SELECT kv_put_bytea(%L, 'bin', '\xff')$$, :'t'), 'a binary value is written');
 SELECT throws_ok(format($$SELECT kv_get(%L, 'bin')$$, :'t'), '22021', NULL, 'a binary value is not text');
 
 SELECT * FROM finish();

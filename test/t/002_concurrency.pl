@@ -59,12 +59,12 @@ $node->safe_psql(
 	'postgres', q{
 CREATE FUNCTION ryow_step(t text, k text) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-	prev bytea := kv_get(t, convert_to(k, 'UTF8'));
+	prev bytea := kv_get_bytea(t, convert_to(k, 'UTF8'));
 	n bigint := coalesce(('x' || encode(prev, 'hex'))::bit(64)::bigint, 0) + 1;
 	got bytea;
 BEGIN
-	PERFORM kv_put(t, convert_to(k, 'UTF8'), int8send(n));
-	got := kv_get(t, convert_to(k, 'UTF8'));
+	PERFORM kv_put_bytea(t, convert_to(k, 'UTF8'), int8send(n));
+	got := kv_get_bytea(t, convert_to(k, 'UTF8'));
 	IF got IS DISTINCT FROM int8send(n) THEN
 		RAISE EXCEPTION 'read-your-own-writes violated on %: wrote %, read %', k, n, got;
 	END IF;
@@ -80,7 +80,7 @@ $node->pgbench(
 	{ 'ryow' => qq{SELECT ryow_step('$ryow', 'client:' || :client_id);} });
 is( $node->safe_psql(
 		'postgres', qq{
-	SELECT count(*) FROM kv_scan('$ryow', 'client:'::bytea)
+	SELECT count(*) FROM kv_scan_bytea('$ryow', 'client:')
 	WHERE value = int8send(2000)}),
 	'50',
 	'every session\'s key holds its 2000th value');

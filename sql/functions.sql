@@ -106,3 +106,17 @@ DEALLOCATE ALL;
 SELECT kv_sync(:'t') > 0 AS synced;
 SELECT state, keys, lag, bootstrap_progress, last_error
 FROM kv_topics WHERE topic = :'t';
+
+-- ===================================================================
+-- kv_checksum: the same data gives the same checksum, whatever the order
+-- ===================================================================
+SELECT 'kvsum_' || md5(random()::text || clock_timestamp()::text) AS c \gset
+SELECT kv_put_many(:'c', ARRAY['a', 'b', 'c'], ARRAY['1', '2', '3']) >= 0 AS put_many;
+SELECT kv_sync(:'c') AS end_offset \gset
+SELECT keys, applied_offset = :end_offset AS at_end FROM kv_checksum(:'c');
+SELECT checksum AS c0 FROM kv_checksum(:'c') \gset
+SELECT kv_put(:'c', 'b', 'changed') >= 0 AS put;
+SELECT keys, checksum <> :c0 AS changed FROM kv_checksum(:'c');
+-- written back in another order, the checksum is the first one again
+SELECT kv_put_many(:'c', ARRAY['c', 'b', 'a'], ARRAY['3', '2', '1']) >= 0 AS put_many;
+SELECT keys, checksum = :c0 AS same_as_first FROM kv_checksum(:'c');

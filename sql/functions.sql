@@ -120,3 +120,22 @@ SELECT keys, checksum <> :c0 AS changed FROM kv_checksum(:'c');
 -- written back in another order, the checksum is the first one again
 SELECT kv_put_many(:'c', ARRAY['c', 'b', 'a'], ARRAY['3', '2', '1']) >= 0 AS put_many;
 SELECT keys, checksum = :c0 AS same_as_first FROM kv_checksum(:'c');
+
+-- ===================================================================
+-- scans stream: a LIMIT stops the scan (no Function Scan gathering rows)
+-- ===================================================================
+EXPLAIN (COSTS OFF) SELECT * FROM kv_scan(:'s', 'user') LIMIT 2;
+SELECT * FROM kv_scan(:'s', 'user') LIMIT 2;
+SELECT * FROM kv_range(:'s', 'user:', NULL) LIMIT 1;
+-- the functions behind kv_scan and kv_range check EXECUTE on them
+CREATE ROLE kvtest_scanner;
+SET ROLE kvtest_scanner;
+SELECT * FROM kv_scan_rows(:'s', 'user', NULL);
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION kv_scan(text, text, int) TO kvtest_scanner;
+SET ROLE kvtest_scanner;
+SELECT count(*) AS granted FROM kv_scan(:'s', 'user');
+SELECT * FROM kv_range_rows(:'s', NULL, NULL, NULL);
+RESET ROLE;
+REVOKE ALL ON FUNCTION kv_scan(text, text, int) FROM kvtest_scanner;
+DROP ROLE kvtest_scanner;

@@ -52,21 +52,52 @@ AS 'MODULE_PATHNAME', 'kv_exists' LANGUAGE C VOLATILE;
 CREATE FUNCTION kv_exists_bytea(topic text, key bytea) RETURNS boolean
 AS 'MODULE_PATHNAME', 'kv_exists' LANGUAGE C VOLATILE;
 
+-- Scans: each kv_scan/kv_range is an SQL function that PostgreSQL inlines
+-- into the query, over a C function called in the select list, which
+-- returns one row at a time: a LIMIT stops the scan instead of the whole
+-- result being gathered first.  The C functions check that the caller may
+-- execute the SQL function of the same name without "_rows", so they can
+-- be granted to PUBLIC.
+
+CREATE FUNCTION kv_scan_rows(topic text, prefix text, max_rows int,
+                             OUT key text, OUT value text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'kv_scan_text' LANGUAGE C VOLATILE ROWS 100;
+
 CREATE FUNCTION kv_scan(topic text, prefix text DEFAULT '', max_rows int DEFAULT NULL)
 RETURNS TABLE (key text, value text)
-AS 'MODULE_PATHNAME', 'kv_scan_text' LANGUAGE C VOLATILE ROWS 100;
+LANGUAGE sql STABLE ROWS 100
+AS $$ SELECT (s.r).key, (s.r).value FROM (SELECT kv_scan_rows(topic, prefix, max_rows) AS r) s $$;
+
+CREATE FUNCTION kv_scan_bytea_rows(topic text, prefix bytea, max_rows int,
+                                   OUT key bytea, OUT value bytea)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'kv_scan_bytea' LANGUAGE C VOLATILE ROWS 100;
 
 CREATE FUNCTION kv_scan_bytea(topic text, prefix bytea DEFAULT '', max_rows int DEFAULT NULL)
 RETURNS TABLE (key bytea, value bytea)
-AS 'MODULE_PATHNAME', 'kv_scan_bytea' LANGUAGE C VOLATILE ROWS 100;
+LANGUAGE sql STABLE ROWS 100
+AS $$ SELECT (s.r).key, (s.r).value FROM (SELECT kv_scan_bytea_rows(topic, prefix, max_rows) AS r) s $$;
+
+CREATE FUNCTION kv_range_rows(topic text, from_key text, to_key text, max_rows int,
+                              OUT key text, OUT value text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'kv_range_text' LANGUAGE C VOLATILE ROWS 100;
 
 CREATE FUNCTION kv_range(topic text, from_key text, to_key text, max_rows int DEFAULT NULL)
 RETURNS TABLE (key text, value text)
-AS 'MODULE_PATHNAME', 'kv_range_text' LANGUAGE C VOLATILE ROWS 100;
+LANGUAGE sql STABLE ROWS 100
+AS $$ SELECT (s.r).key, (s.r).value FROM (SELECT kv_range_rows(topic, from_key, to_key, max_rows) AS r) s $$;
+
+CREATE FUNCTION kv_range_bytea_rows(topic text, from_key bytea, to_key bytea, max_rows int,
+                                    OUT key bytea, OUT value bytea)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'kv_range_bytea' LANGUAGE C VOLATILE ROWS 100;
 
 CREATE FUNCTION kv_range_bytea(topic text, from_key bytea, to_key bytea, max_rows int DEFAULT NULL)
 RETURNS TABLE (key bytea, value bytea)
-AS 'MODULE_PATHNAME', 'kv_range_bytea' LANGUAGE C VOLATILE ROWS 100;
+LANGUAGE sql STABLE ROWS 100
+AS $$ SELECT (s.r).key, (s.r).value FROM (SELECT kv_range_bytea_rows(topic, from_key, to_key, max_rows) AS r) s $$;
 
 -- Topics: creating one is a separate act, granted on its own
 

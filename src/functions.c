@@ -21,12 +21,17 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "nodes/value.h"
+#include "parser/parse_func.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -56,6 +61,7 @@ static Datum copy_bytes(const char *data, uint32 len);
 static void check_text(const char *topic, const char *data, uint32 len,
 					   const char *what);
 static Datum get_value(FunctionCallInfo fcinfo, bool as_text);
+static void check_may_scan(FunctionCallInfo fcinfo);
 static Datum scan_rows(FunctionCallInfo fcinfo, bool range, bool as_text);
 
 /* The topic name in argument argno, checked before anything is opened */
@@ -305,6 +311,39 @@ typedef struct KvScanCall
 } KvScanCall;
 
 /*
+ * The C functions behind kv_scan and kv_range (kv_scan_rows, ...) are
+ * granted to PUBLIC: the privilege that counts is EXECUTE on the SQL
+ * function of the same name without "_rows", which they serve.
+ */
+static void
+check_may_scan(FunctionCallInfo fcinfo)
+{
+	Oid			self = fcinfo->flinfo ? fcinfo->flinfo->fn_oid : InvalidOid;
+	Oid		   *argtypes;
+	int			nargs;
+	char	   *name;
+	size_t		len;
+	Oid			served;
+	AclResult	aclresult;
+
+	if (!OidIsValid(self) || (name = get_func_name(self)) == NULL ||
+		(len = strlen(name)) <= 5 || strcmp(name + len - 5, "_rows") != 0)
+		elog(ERROR, "kvstore scan called other than through its SQL function");
+	name[len - 5] = '\0';
+	(void) get_func_signature(self, &argtypes, &nargs);
+	served = LookupFuncName(list_make2(makeString(get_namespace_name(get_func_namespace(self))),
+									   makeString(name)),
+							nargs, argtypes, false);
+#if PG_VERSION_NUM >= 160000
+	aclresult = object_aclcheck(ProcedureRelationId, served, GetUserId(), ACL_EXECUTE);
+#else
+	aclresult = pg_proc_aclcheck(served, GetUserId(), ACL_EXECUTE);
+#endif
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_FUNCTION, name);
+}
+
+/*
  * Rows of kv_scan (prefix) or kv_range (from, to), in key order, one per
  * call: the cursor reads a batch ahead, so stopping early is cheap.
  */
@@ -319,8 +358,12 @@ scan_rows(FunctionCallInfo fcinfo, bool range, bool as_text)
 	{
 		MemoryContext oldcontext;
 		KvScanBounds bounds = {0};
-		char	   *name = topic_arg(fcinfo, 0);
-		int32		max_rows = max_rows_arg(fcinfo, range ? 3 : 2, name);
+		char	   *name;
+		int32		max_rows;
+
+		check_may_scan(fcinfo);
+		name = topic_arg(fcinfo, 0);
+		max_rows = max_rows_arg(fcinfo, range ? 3 : 2, name);
 
 		funcctx = SRF_FIRSTCALL_INIT();
 		oldcontext = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);

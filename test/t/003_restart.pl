@@ -62,8 +62,12 @@ is($node->safe_psql('postgres', "SELECT kv_put('$topic', 'after', 'kill') >= 101
 $pid = $node->safe_psql('postgres',
 	"SELECT worker_pid FROM kv_topics WHERE topic = '$topic'");
 kill 'KILL', $pid;
-ok($node->poll_query_until('postgres', "SELECT kv_get('$topic', 'k42') = 'v42'"),
-	'after a crash restart the topic is rebuilt');
+ok( $node->poll_query_until(
+		'postgres',
+		"SELECT worker_pid <> $pid AND state = 'ready' FROM kv_topics WHERE topic = '$topic'"),
+	'after a crash restart a new worker serves the topic');
+is($node->safe_psql('postgres', "SELECT kv_get('$topic', 'k42')"),
+	'v42', 'after a crash restart the topic is rebuilt');
 is($node->safe_psql('postgres', "SELECT kv_get('$topic', 'after')"),
 	'kill', 'with the writes made before the crash');
 

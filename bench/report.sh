@@ -1,0 +1,306 @@
+#!/usr/bin/env bash
+#
+# report.sh: kvstore's speed against its baselines, written up as a report.
+#
+#   sudo bench/report.sh [REPETITIONS]
+#
+# Starts a throwaway single-node Kafka and PostgreSQL (test/lib.sh; set
+# KV_PREFIX to install kvstore into a private copy of the server), builds
+# the baselines:
+#
+#   bench/roundtrip.c  a raw librdkafka produce-then-consume round trip
+#   bench/txn.c        a raw librdkafka transaction of N records, committed
+#                      and consumed (read_committed); or, with -p, the same
+#                      records without a transaction
+#   bench/gokv/        a Go client of the design kvstore replaces (franz-go
+#                      and go-memdb, fetched through the Go module proxy into
+#                      bench/.go, which git ignores)
+#
+# and runs every scenario REPETITIONS times (default 3), kvstore and its
+# baseline one after the other.  Writes bench/results/DATE/report.md,
+# results.csv and PNG charts (gnuplot), with the machine, the versions and
+# the settings.  Timings on a shared machine are noisy: compare the ratios
+# of one run, which is what the targets are.
+#
+# Environment:
+#   KV_BENCH_SECONDS    length of each throughput run (default 10)
+#   KV_BENCH_RESTORE    record counts of the restore scenarios
+#                       (default "1000000 10000000")
+#   KV_BENCH_OUT        output folder (default bench/results/DATE)
+#
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../test/lib.sh"
+
+reps=${1:-3}
+seconds=${KV_BENCH_SECONDS:-10}
+restore_sizes=${KV_BENCH_RESTORE:-1000000 10000000}
+stamp=$(date -u +%Y-%m-%d-%H%M)
+out=${KV_BENCH_OUT:-$KV_ROOT/bench/results/$stamp}
+[ "$(id -u)" = 0 ] || { kv_log "run as root (it installs packages)"; exit 1; }
+
+work=""
+cleanup() {
+	local rc=$?
+	[ -z "$work" ] || kv_remove_workdir "$work"
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+kv_install_packages
+dpkg-query -W -f='${Status}' gnuplot-nox 2>/dev/null | grep -q "ok installed" || {
+	kv_log "installing gnuplot-nox"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnuplot-nox >/dev/null
+}
+kv_ensure_user
+kv_build
+kv_fetch_kafka
+work=$(kv_make_workdir report)
+mkdir -p "$work/pg" "$work/bin" "$out"
+kv_user_kafka "$work"
+chown "$KV_USER" "$work/pg"
+
+# ---- baselines
+gcc -O2 -Wall -o "$work/bin/roundtrip" "$KV_ROOT/bench/roundtrip.c" -lrdkafka
+gcc -O2 -Wall -o "$work/bin/txn" "$KV_ROOT/bench/txn.c" -lrdkafka
+gocache=$KV_ROOT/bench/.go
+(cd "$KV_ROOT/bench/gokv" &&
+	GOPATH=$gocache/path GOMODCACHE=$gocache/mod GOCACHE=$gocache/cache GOFLAGS=-modcacherw \
+	go build -o "$work/bin/gokv" .)
+chmod -R a+rX "$work/bin"
+
+brokers=$(kv_kafka_start "$work/kafka" 1)
+port=$(kv_pg_start "$work/pg" "$brokers" "kvstore.shared_memory = '3GB'
+kvstore.max_topics = 32
+kvstore.auto_create_topics = on
+shared_buffers = '256MB'")
+
+sql() { kv_as_user psql -X -qAt -h "$work/pg" -p "$port" -U postgres -c "$1" postgres; }
+pgb() { kv_as_user pgbench -h "$work/pg" -p "$port" -U postgres -n "$@" postgres 2>&1; }
+tps() { grep -oE 'tps = [0-9.]+' | head -n 1 | cut -d' ' -f3; }
+# pgb_rate SIZE CLIENTS SCRIPT: records/s of SIZE records a call, from
+# pgbench's log of each call, each client's first call left out (it
+# creates the backend's Kafka producer: the first-call scenario measures
+# that); the clients' rates add up
+pgb_rate() {
+	local size=$1 clients=$2 script=$3
+	rm -f "$work"/ratelog*
+	(cd "$work" && kv_as_user pgbench -h "$work/pg" -p "$port" -U postgres -n -M prepared \
+		-f "$script" -T "$seconds" -c "$clients" -j $((clients < 2 ? 1 : 2)) -l \
+		--log-prefix="$work/ratelog" postgres >/dev/null 2>&1)
+	cat "$work"/ratelog.* | awk -v n="$size" '
+		{ if (seen[$1]++) { s[$1] += $3; c[$1]++ } }
+		END { for (k in s) r += c[k] * n / (s[k] / 1e6); printf "%.0f", r }'
+}
+# kafka_topic NAME: a compacted topic of one partition, as kvstore creates
+kafka_topic() {
+	kv_as_user env KAFKA_LIBS="$KV_USER_KAFKA_LIBS" "$KV_USER_KAFKA" topics "$work/kafka" \
+		--create --topic "$1" --partitions 1 --config cleanup.policy=compact >/dev/null
+}
+# median and p99 of numbers (µs) on stdin, in ms
+median() { sort -n | awk '{a[NR] = $1} END {printf "%.3f", a[int((NR + 1) / 2)] / 1000}'; }
+p99() { sort -n | awk '{a[NR] = $1} END {i = int(NR * 0.99); if (i < 1) i = 1; printf "%.3f", a[i] / 1000}'; }
+# records/s of a run of transactions of SIZE records from their µs on stdin
+rate_of() { awk -v n="$1" '{s += $1; c++} END {printf "%.0f", c * n / (s / 1e6)}'; }
+
+csv=$out/results.csv
+echo "scenario,system,repetition,value,unit" > "$csv"
+row() { echo "$1,$2,$3,$4,$5" >> "$csv"; kv_log "$1 / $2 / $3: $4 $5"; }
+file() { printf '%s\n' "$@" > "$work/$1.sql.tmp"; }
+
+sql "CREATE EXTENSION kvstore"
+for t in bench batch batch1000 many first; do
+	sql "SELECT kv_put('$t', 'warm', 'up')" >/dev/null
+done
+for t in raw-rt raw-txn raw-txn1000 raw-plain go-put go-batch raw-many go-txn; do
+	kafka_topic "$t"
+done
+
+cat > "$work/put.sql" <<'SQL'
+\set k random(1, 100000)
+SELECT kv_put('bench', 'key-' || lpad(:k::text, 8, '0'), 'value-' || lpad(:k::text, 8, '0'));
+SQL
+cat > "$work/many.sql" <<'SQL'
+\set k random(0, 9999)
+SELECT kv_put_many('many', array(SELECT 'key-' || lpad((:k * 100 + g)::text, 8, '0') FROM generate_series(0, 99) g), array(SELECT 'value-' || lpad((:k * 100 + g)::text, 8, '0') FROM generate_series(0, 99) g));
+SQL
+for n in 100 1000; do
+	cat > "$work/batch$n.sql" <<SQL
+\\set k random(0, 999)
+SELECT kv_put_many('$([ $n = 100 ] && echo batch || echo batch1000)', array(SELECT 'key-' || lpad((:k * $n + g)::text, 8, '0') FROM generate_series(0, $n - 1) g), array(SELECT 'value-' || lpad((:k * $n + g)::text, 8, '0') FROM generate_series(0, $n - 1) g));
+SQL
+done
+chown -R "$KV_USER" "$work"
+
+# ---- scenarios; each prints its rows
+
+# 1. one write, sequential: median and p99 of 2000
+scenario_put() {
+	local r=$1 lat
+	rm -f "$work"/putlog*
+	(cd "$work" && kv_as_user pgbench -h "$work/pg" -p "$port" -U postgres -n -M prepared \
+		-f "$work/put.sql" -t 2000 -c 1 -l --log-prefix="$work/putlog" postgres >/dev/null 2>&1)
+	lat=$(cat "$work"/putlog.* | awk '{print $3}')
+	row put_latency_median kvstore "$r" "$(median <<<"$lat")" ms
+	row put_latency_p99 kvstore "$r" "$(p99 <<<"$lat")" ms
+	lat=$(kv_as_user "$work/bin/roundtrip" "$brokers" raw-rt 2000)
+	row put_latency_median librdkafka "$r" "$(median <<<"$lat")" ms
+	row put_latency_p99 librdkafka "$r" "$(p99 <<<"$lat")" ms
+	lat=$(kv_as_user "$work/bin/gokv" put "$brokers" go-put 2000)
+	row put_latency_median go "$r" "$(median <<<"$lat")" ms
+	row put_latency_p99 go "$r" "$(p99 <<<"$lat")" ms
+}
+
+# 2. batches of 100 and 1,000, one session
+scenario_batch() {
+	local r=$1 n t lat
+	for n in 100 1000; do
+		row "batch${n}_rate" kvstore "$r" "$(pgb_rate $n 1 "$work/batch$n.sql")" records/s
+		lat=$(kv_as_user "$work/bin/txn" "$brokers" "raw-txn$([ $n = 100 ] || echo 1000)" $n $((n == 100 ? 400 : 100)))
+		row "batch${n}_rate" librdkafka_txn "$r" "$(rate_of $n <<<"$lat")" records/s
+		row "batch${n}_txn_median" librdkafka_txn "$r" "$(median <<<"$lat")" ms
+		lat=$(kv_as_user "$work/bin/txn" -p "$brokers" raw-plain $n $((n == 100 ? 400 : 100)))
+		row "batch${n}_rate" librdkafka_plain "$r" "$(rate_of $n <<<"$lat")" records/s
+		row "batch${n}_rate" go_plain "$r" "$(kv_as_user "$work/bin/gokv" batch "$brokers" go-batch $n "$seconds")" records/s
+	done
+	lat=$(kv_as_user "$work/bin/gokv" txn "$brokers" go-txn 100 200)
+	row batch100_rate go_txn "$r" "$(rate_of 100 <<<"$lat")" records/s
+}
+
+# 3. the first kv_put_many and the first kv_put of a new backend
+scenario_first() {
+	local r=$1 ms
+	ms=$(kv_as_user psql -X -qAt -h "$work/pg" -p "$port" -U postgres postgres <<SQL | grep -oE '^Time: [0-9.]+' | head -n 1 | cut -d' ' -f2
+\\timing on
+SELECT kv_put_many('first', array['key-$r-a', 'key-$r-b'], array['a', 'b']);
+SQL
+)
+	row first_put_many kvstore "$r" "$ms" ms
+	ms=$(kv_as_user psql -X -qAt -h "$work/pg" -p "$port" -U postgres postgres <<SQL | grep -oE '^Time: [0-9.]+' | head -n 1 | cut -d' ' -f2
+\\timing on
+SELECT kv_put('first', 'key-$r-c', 'c');
+SQL
+)
+	row first_put kvstore "$r" "$ms" ms
+	ms=$(kv_as_user "$work/bin/txn" -s "$brokers" raw-txn 2 1 2>&1 >/dev/null |
+		awk '/^start-up/ {s = $2} /^first transaction/ {t = $4 + $8 + $11 + $14} END {printf "%.1f", s + t}')
+	row first_put_many librdkafka_txn "$r" "$ms" ms
+}
+
+# 4. 16 sessions: single writes, and atomic batches of 100
+scenario_sessions() {
+	local r=$1 t i
+	row sessions16_put_rate kvstore "$r" "$(pgb_rate 1 16 "$work/put.sql")" records/s
+	# 16 raw clients, each its own producer and consumer; their rates add up
+	for i in $(seq 1 16); do
+		kv_as_user "$work/bin/roundtrip" "$brokers" raw-many $((seconds * 100)) > "$work/rt.$i" &
+	done
+	wait
+	t=$(for i in $(seq 1 16); do awk '{s += $1; c++} END {printf "%f\n", c / (s / 1e6)}' "$work/rt.$i"; done |
+		awk '{s += $1} END {printf "%.0f", s}')
+	row sessions16_put_rate librdkafka "$r" "$t" records/s
+	row sessions16_batch100_rate kvstore "$r" "$(pgb_rate 100 16 "$work/many.sql")" records/s
+	row sessions16_batch100_rate go_plain_1client "$r" "$(kv_as_user "$work/bin/gokv" batch "$brokers" go-batch 100 "$seconds")" records/s
+}
+
+# 5. reads: kv_get against SELECT 1 and a primary-key look-up, 2 clients
+scenario_reads() {
+	local r=$1
+	row get_rate kvstore "$r" "$(pgb -M prepared -f "$work/get.sql" -T "$seconds" -c 2 -j 2 | tps)" tps
+	row get_rate select1 "$r" "$(pgb -M prepared -f "$work/one.sql" -T "$seconds" -c 2 -j 2 | tps)" tps
+	row get_rate primary_key "$r" "$(pgb -M prepared -f "$work/pk.sql" -T "$seconds" -c 2 -j 2 | tps)" tps
+	row scan_limit10 kvstore "$r" "$(pgb -M prepared -f "$work/scan.sql" -T "$seconds" -c 1 | tps)" tps
+	row scan_limit10 primary_key_limit10 "$r" "$(pgb -M prepared -f "$work/pkscan.sql" -T "$seconds" -c 1 | tps)" tps
+}
+
+# 6. restore: a server restarts and replays a topic of N records
+scenario_restore() {
+	local r=$1 n topic start end
+	for n in $restore_sizes; do
+		topic=restore-$n
+		kv_as_user "$KV_PGBIN/pg_ctl" -D "$work/pg/data" -w -m fast restart >/dev/null
+		start=$(date +%s.%N)
+		sql "SELECT kv_get('$topic', 'key-00000000')" >/dev/null
+		end=$(date +%s.%N)
+		row "restore${n}_seconds" kvstore "$r" \
+			"$(sql "SELECT extract(epoch FROM bootstrap_duration) FROM kv_topics WHERE topic = '$topic'")" s
+		row "restore${n}_first_read" kvstore "$r" "$(awk -v s="$start" -v e="$end" 'BEGIN {printf "%.3f", e - s}')" s
+		row "restore${n}_bytes_per_key" kvstore "$r" \
+			"$(sql "SELECT round(bytes::numeric / nullif(keys, 0), 1) FROM kv_topics WHERE topic = '$topic'")" bytes
+		if [ "$n" -le 1000000 ]; then
+			row "restore${n}_seconds" go "$r" "$(kv_as_user "$work/bin/gokv" restore "$brokers" "$topic" | cut -d' ' -f2)" s
+		fi
+	done
+}
+
+# Hooks for the foreign table: point look-up, prefix and ordered scans, a
+# join, INSERT ... SELECT and COPY of 1,000,000 rows, each against an
+# ordinary table.  They run once the extension has a foreign-data wrapper.
+scenario_fdw() {
+	local r=$1
+	if [ "$(sql "SELECT count(*) FROM pg_foreign_data_wrapper WHERE fdwname = 'kvstore'")" = 0 ]; then
+		[ "$r" != 1 ] || kv_log "no foreign-data wrapper yet: foreign-table scenarios skipped"
+		return 0
+	fi
+	# fdw_point, fdw_prefix, fdw_ordered, fdw_join, fdw_insert_select,
+	# fdw_copy: to be written with the foreign table's options
+	return 0
+}
+
+# ---- data for reads and restores
+kv_log "loading 100,000 keys for reads"
+sql "SELECT kv_put_many('reads', array(SELECT 'key-' || lpad(g::text, 8, '0') FROM generate_series(s, s + 9999) g), array(SELECT 'value-' || lpad(g::text, 8, '0') FROM generate_series(s, s + 9999) g)) FROM generate_series(1, 100000, 10000) s" >/dev/null
+sql "CREATE TABLE plain (key text PRIMARY KEY, value text); INSERT INTO plain SELECT 'key-' || lpad(g::text, 8, '0'), 'value-' || lpad(g::text, 8, '0') FROM generate_series(1, 100000) g"
+sql "VACUUM ANALYZE plain"
+printf '%s\n' '\set k random(1, 100000)' "SELECT kv_get('reads', 'key-' || lpad(:k::text, 8, '0'));" > "$work/get.sql"
+printf '%s\n' '\set k random(1, 100000)' "SELECT value FROM plain WHERE key = 'key-' || lpad(:k::text, 8, '0');" > "$work/pk.sql"
+printf '%s\n' 'SELECT 1;' > "$work/one.sql"
+printf '%s\n' "SELECT * FROM kv_scan('reads', 'key-') LIMIT 10;" > "$work/scan.sql"
+printf '%s\n' "SELECT * FROM plain WHERE key >= 'key-' ORDER BY key LIMIT 10;" > "$work/pkscan.sql"
+chown "$KV_USER" "$work"/*.sql
+for n in $restore_sizes; do
+	kv_log "loading $n records into restore-$n"
+	kafka_topic "restore-$n"
+	kv_as_user "$work/bin/txn" -p "$brokers" "restore-$n" 10000 $((n / 10000)) >/dev/null
+done
+
+# Attach every topic the scenarios use (a restart detaches them), so that
+# no measurement waits for a topic to load
+warm_topics() {
+	local t
+	for t in bench batch batch1000 many first reads; do
+		sql "SELECT kv_get('$t', 'warm')" >/dev/null
+	done
+}
+
+# ---- runs: every scenario once per repetition, kvstore then its baselines
+for r in $(seq 1 "$reps"); do
+	warm_topics
+	scenario_first "$r"
+	scenario_put "$r"
+	scenario_batch "$r"
+	scenario_sessions "$r"
+	scenario_reads "$r"
+	scenario_restore "$r"
+	scenario_fdw "$r"
+done
+
+# ---- report: the machine, versions and settings, then the tables and charts
+{
+	echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo "command: bench/report.sh $reps (KV_BENCH_SECONDS=$seconds, KV_BENCH_RESTORE=\"$restore_sizes\")"
+	echo "commit: $(git -C "$KV_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+	echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))," \
+		"$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "os: $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r)"
+	echo "postgresql: $("$KV_PGBIN/postgres" --version | cut -d' ' -f3)"
+	echo "librdkafka: $(dpkg-query -W -f='${Version}' librdkafka1)"
+	echo "kafka: $(ls "$KV_ROOT"/.kafka/libs/kafka_2.13-*.jar | sed 's/.*kafka_2.13-//; s/\.jar$//'), one KRaft node on loopback"
+	echo "java: $(java -version 2>&1 | head -n 1)"
+	echo "go: $(go version | cut -d' ' -f3), franz-go $(awk '$1 == "github.com/twmb/franz-go" {print $2}' "$KV_ROOT/bench/gokv/go.mod"), go-memdb $(awk '$1 == "github.com/hashicorp/go-memdb" {print $2}' "$KV_ROOT/bench/gokv/go.mod")"
+	echo "settings: kvstore.shared_memory = 3GB, fsync = off, shared_buffers = 256MB; producers idempotent with acks=all; consumers read_committed"
+	echo "data: keys key-%08d, values value-%08d; ${seconds}s per throughput run; $reps repetitions"
+} > "$out/environment.txt"
+"$KV_ROOT/bench/write-report.sh" "$out"
+kv_log "report: $out/report.md"

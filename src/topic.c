@@ -40,6 +40,8 @@
 #define KV_WAIT_STEP_MS 1000
 
 static void check_not_internal(const char *name);
+static void refuse_full(const char *name);
+static void wait_step(KvTopic *topic, TimestampTz deadline);
 static bool allowed_by_list(const char *name);
 static KvTopic *attach(const char *name, KvOpenMode mode, uint64 *incarnation);
 static int64 wait_deadline_ms(TimestampTz deadline);
@@ -112,6 +114,17 @@ KvTopicCheckAllowed(const char *name)
 				 errhint("A superuser can add it to kvstore.allowed_topics and reload the configuration.")));
 }
 
+/* Refuse to attach a topic because every slot is taken */
+static void
+refuse_full(const char *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("cannot attach topic \"%s\": all %d topic slots are in use",
+					name, kvstore_max_topics),
+			 errhint("Raise kvstore.max_topics and restart the server.")));
+}
+
 /*
  * Attach a topic this server does not serve yet: check it in Kafka (and
  * create it if the mode allows), claim a slot, start its worker.
@@ -124,11 +137,7 @@ attach(const char *name, KvOpenMode mode, uint64 *incarnation)
 
 	/* A full server refuses before it asks anything of Kafka */
 	if (KvTopicFreeSlots() == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("cannot attach topic \"%s\": all %d topic slots are in use",
-						name, kvstore_max_topics),
-				 errhint("Raise kvstore.max_topics and restart the server.")));
+		refuse_full(name);
 
 	if (!KvKafkaTopicExists(name))
 	{
@@ -143,11 +152,7 @@ attach(const char *name, KvOpenMode mode, uint64 *incarnation)
 
 	topic = KvTopicClaim(name, &claimed);
 	if (topic == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("cannot attach topic \"%s\": all %d topic slots are in use",
-						name, kvstore_max_topics),
-				 errhint("Raise kvstore.max_topics and restart the server.")));
+		refuse_full(name);
 	*incarnation = pg_atomic_read_u64(&topic->incarnation);
 	if (claimed && !KvWorkerStart(name))
 	{
@@ -210,11 +215,7 @@ KvTopicCreate(const char *name)
 	if (topic != NULL)
 		return false;
 	if (KvTopicFreeSlots() == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("cannot attach topic \"%s\": all %d topic slots are in use",
-						name, kvstore_max_topics),
-				 errhint("Raise kvstore.max_topics and restart the server.")));
+		refuse_full(name);
 	created = KvKafkaCreateTopic(name);
 	(void) attach(name, KV_OPEN_READ, &incarnation);
 	return created;
@@ -294,6 +295,17 @@ wait_deadline_ms(TimestampTz deadline)
 	return Max((int64) secs * 1000 + usecs / 1000, 1);
 }
 
+/* Sleep on the topic's condition variable until woken, or a step passed */
+static void
+wait_step(KvTopic *topic, TimestampTz deadline)
+{
+	int64		timeout = wait_deadline_ms(deadline);
+
+	(void) ConditionVariableTimedSleep(&topic->cv,
+									   timeout < 0 ? KV_WAIT_STEP_MS : Min(timeout, KV_WAIT_STEP_MS),
+									   PG_WAIT_EXTENSION);
+}
+
 /*
  * KvTopicWaitReady
  *		Wait until the topic has finished its bootstrap.
@@ -318,7 +330,6 @@ KvTopicWaitReady(KvTopicRef *ref)
 		int			error_code;
 		int64		applied;
 		int64		target;
-		int64		timeout;
 
 		KvTopicRecheck(ref);
 		state = read_state(topic, &error_code, error, sizeof(error));
@@ -348,10 +359,7 @@ KvTopicWaitReady(KvTopicRef *ref)
 										   ref->name, error) : 0,
 					 errhint("Check kvstore.brokers and the kv_topics view.")));
 
-		timeout = wait_deadline_ms(deadline);
-		(void) ConditionVariableTimedSleep(&topic->cv,
-										   timeout < 0 ? KV_WAIT_STEP_MS : Min(timeout, KV_WAIT_STEP_MS),
-										   PG_WAIT_EXTENSION);
+		wait_step(topic, deadline);
 	}
 	ConditionVariableCancelSleep();
 }
@@ -379,7 +387,6 @@ KvTopicWaitApplied(KvTopicRef *ref, int64 offset)
 		KvTopicState state;
 		char		error[KV_MAX_ERROR_TEXT];
 		int			error_code;
-		int64		timeout;
 
 		KvTopicRecheck(ref);
 		state = read_state(topic, &error_code, error, sizeof(error));
@@ -397,7 +404,6 @@ KvTopicWaitApplied(KvTopicRef *ref, int64 offset)
 					 error[0] ? errcontext("last error of topic \"%s\": %s",
 										   ref->name, error) : 0));
 
-		timeout = wait_deadline_ms(deadline);
 		if (deadline != 0 && GetCurrentTimestamp() >= deadline)
 			ereport(ERROR,
 					(errcode(ERRCODE_QUERY_CANCELED),
@@ -407,9 +413,7 @@ KvTopicWaitApplied(KvTopicRef *ref, int64 offset)
 							   offset),
 					 errhint("Raise kvstore.write_timeout, or check the kv_topics view for lag.")));
 
-		(void) ConditionVariableTimedSleep(&topic->cv,
-										   timeout < 0 ? KV_WAIT_STEP_MS : Min(timeout, KV_WAIT_STEP_MS),
-										   PG_WAIT_EXTENSION);
+		wait_step(topic, deadline);
 	}
 	ConditionVariableCancelSleep();
 }

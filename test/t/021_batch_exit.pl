@@ -11,6 +11,7 @@ use KvstoreTest;
 
 my $node = kv_node('batchexit');
 my $topic = kv_topic('killed');
+my $batch = 20000;
 
 $node->safe_psql(
 	'postgres', qq{
@@ -18,8 +19,8 @@ SELECT kv_put('$topic', 'warm', 'up');
 CREATE FUNCTION batches(t text) RETURNS void LANGUAGE plpgsql AS \$\$
 BEGIN
 	FOR i IN 1..100000 LOOP
-		PERFORM kv_put_many(t, array(SELECT 'b' || g FROM generate_series(1, 2000) g),
-			array(SELECT i || repeat('x', 100) FROM generate_series(1, 2000) g));
+		PERFORM kv_put_many(t, array(SELECT 'b' || g FROM generate_series(1, $batch) g),
+			array(SELECT i || repeat('x', 100) FROM generate_series(1, $batch) g));
 	END LOOP;
 END \$\$;
 });
@@ -30,6 +31,25 @@ sub writes
 	return $node->safe_psql('postgres', "SELECT writes FROM kv_topics WHERE topic = '$topic'");
 }
 
+# Whether a transaction is open on the topic: its last record, read
+# uncommitted, lies at or past the last stable offset
+sub transaction_open
+{
+	my ($last, $stable, $err) = ('', '', '');
+	IPC::Run::run(
+		[
+			'kcat', '-C', '-b', kv_brokers(), '-t', $topic, '-p', '0', '-o', '-1', '-c', '1',
+			'-e', '-q', '-X', 'isolation.level=read_uncommitted', '-f', '%o\n'
+		],
+		'>', \$last, '2>', \$err);
+	IPC::Run::run([ 'kcat', '-Q', '-b', kv_brokers(), '-t', "$topic:0:-1" ],
+		'>', \$stable, '2>', \$err);
+	return 0 unless $last =~ /^(\d+)/;
+	$last = $1;
+	return 0 unless $stable =~ /offset (\d+)/;
+	return $last >= $1;
+}
+
 for my $round (1 .. 3)
 {
 	my $before = writes();
@@ -37,11 +57,13 @@ for my $round (1 .. 3)
 	my $pid = $bg->query_safe('SELECT pg_backend_pid()');
 	$bg->query_until(qr/started/, "\\echo started\nSELECT batches('$topic');\n");
 
-	# Terminate it once it has committed a few batches: most of its time
-	# is spent inside a transaction
+	# Terminate it while one of its transactions is open in Kafka
 	$node->poll_query_until('postgres',
-		"SELECT writes >= $before + 6000 FROM kv_topics WHERE topic = '$topic'")
+		"SELECT writes >= $before + 2 * $batch FROM kv_topics WHERE topic = '$topic'")
 	  or die 'the batches did not start';
+	my $tries = 0;
+	$tries++ until transaction_open() || $tries > 200;
+	ok($tries <= 200, "round $round: a transaction of the batches is open");
 	$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
 	$node->poll_query_until('postgres',
 		"SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $pid)")
@@ -62,8 +84,11 @@ my $bg = $node->background_psql('postgres', on_error_stop => 0);
 my $before = writes();
 $bg->query_until(qr/started/, "\\echo started\nSELECT batches('$topic');\n");
 $node->poll_query_until('postgres',
-	"SELECT writes >= $before + 6000 FROM kv_topics WHERE topic = '$topic'")
+	"SELECT writes >= $before + 2 * $batch FROM kv_topics WHERE topic = '$topic'")
   or die 'the batches did not start';
+my $tries = 0;
+$tries++ until transaction_open() || $tries > 200;
+ok($tries <= 200, 'a transaction of the batches is open at shutdown');
 $node->stop('fast');
 $node->start;
 my ($ret, $stdout, $stderr) = $node->psql('postgres',

@@ -1,5 +1,6 @@
 # Errors that need a broker or a server set up for them: topics kvstore
-# must refuse, an unreachable broker, waits cut short, memory running out.
+# must refuse, transactions of other producers, waits cut short, an
+# unreachable broker, memory running out.
 use strict;
 use warnings;
 
@@ -66,7 +67,10 @@ sub txn_producer
 	return $out;
 }
 
-is($node->safe_psql('postgres', "SELECT kv_put('$tt', 'k0', 'before')"),
+# A session whose producer has met the topic: a short write timeout then
+# bounds only the wait to apply
+my $writer = kv_session($node);
+is(kv_query($writer, "SELECT kv_put('$tt', 'k0', 'before')"),
 	'0', 'a topic with one record');
 is(txn_producer('abort', 'a=aborted', 'b=aborted'),
 	"offset 1\noffset 2\naborted\n",
@@ -91,11 +95,7 @@ is($txn_out, "offset 6\nopen\n", 'another producer leaves a transaction open at 
 is($node->safe_psql('postgres', "SELECT kv_sync('$tt')"),
 	'6', 'kv_sync returns the last stable offset: the start of the open transaction');
 
-# The session's producer starts with a write elsewhere: the short timeout
-# then bounds only the wait to apply
-like( kv_fails(
-		$node, "SELECT kv_put('$strict', 'warm', 'up');
-		SET kvstore.write_timeout = '1s'; SELECT kv_put('$tt', 'e', 'after')"),
+like( (kv_query($writer, "SET kvstore.write_timeout = '1s'; SELECT kv_put('$tt', 'e', 'after')"))[1],
 	qr/ERROR:  57014: timed out waiting for topic "$tt" to apply offset 7/,
 	'a write behind the open transaction is stored at offset 7 but cannot be applied');
 is( $node->safe_psql(
@@ -103,6 +103,7 @@ is( $node->safe_psql(
 	"6\nc=committed,k0=before",
 	'the server stops at the last stable offset: neither the open record nor the later write is visible');
 
+$writer->quit;
 $node->restart;
 is( $node->safe_psql(
 		'postgres', "$scan; SELECT state, applied_offset FROM kv_topics WHERE topic = '$tt'"),
@@ -127,12 +128,15 @@ is($node->safe_psql('postgres', $scan),
 # a wait cut short: the error gives the offset of the stored write
 # ===================================================================
 my $topic = kv_topic('stalled');
-$node->safe_psql('postgres', "SELECT kv_put('$topic', 'k', 'v0')");
+# One session throughout: its producer has met the topic before the
+# worker is held, so the short timeouts below bound only the wait to apply
+my $session = kv_session($node);
+is(kv_query($session, "SELECT kv_put('$topic', 'k', 'v0')"), '0', 'a session writes');
 my $pid = $node->safe_psql('postgres', "SELECT worker_pid FROM kv_topics WHERE topic = '$topic'");
 kill 'STOP', $pid;
 
 my $start = time;
-my $err = kv_fails($node, "SET statement_timeout = '300ms'; SELECT kv_put('$topic', 'k', 'v1')");
+my (undef, $err) = kv_query($session, "SET statement_timeout = '300ms'; SELECT kv_put('$topic', 'k', 'v1')");
 my $elapsed = time - $start;
 like($err, qr/ERROR:  57014: canceling statement due to statement timeout/,
 	'statement_timeout interrupts a write waiting to be applied');
@@ -140,15 +144,28 @@ like($err, qr/write to topic "$topic" was acknowledged by Kafka at offset 1 and 
 	'the error says the write is stored and gives its offset');
 cmp_ok($elapsed, '<', 5, 'the wait ended long before the write timeout');
 
-$err = kv_fails($node, "SET kvstore.write_timeout = '200ms'; SELECT kv_put('$topic', 'k', 'v2')");
+(undef, $err) = kv_query($session, "RESET statement_timeout; SET kvstore.write_timeout = '200ms'; SELECT kv_put('$topic', 'k', 'v2')");
 like($err, qr/ERROR:  57014: timed out waiting for topic "$topic" to apply offset 2/,
 	'kvstore.write_timeout ends the wait with its own message');
 like($err, qr/DETAIL:  Kafka acknowledged the write at offset 2/,
 	'the detail says the write is in Kafka');
 
+# kvstore.write_timeout = 0 waits without limit, and statement_timeout
+# still interrupts
+(undef, $err) = kv_query($session, "SET kvstore.write_timeout = 0; SET statement_timeout = '300ms'; SELECT kv_put('$topic', 'k', 'v3')");
+like($err, qr/ERROR:  57014: canceling statement due to statement timeout.*acknowledged by Kafka at offset 3/s,
+	'with kvstore.write_timeout = 0, statement_timeout still interrupts');
+my $session_pid = kv_query($session, 'RESET statement_timeout; SELECT pg_backend_pid()');
+kv_send($session, "SELECT kv_put('$topic', 'k', 'v4')");
+ok( $node->poll_query_until(
+		'postgres', "SELECT wait_event_type = 'Extension' FROM pg_stat_activity WHERE pid = $session_pid"),
+	'with kvstore.write_timeout = 0 a write waits for the held worker');
+
 kill 'CONT', $pid;
-ok($node->poll_query_until('postgres', "SELECT kv_get('$topic', 'k') = 'v2'"),
-	'the writes whose wait was cut short become visible');
+is(kv_query($session, ''), '4', 'and returns its offset once the worker goes on');
+is($node->safe_psql('postgres', "SELECT kv_get('$topic', 'k')"), 'v4',
+	'the last write is visible');
+$session->quit;
 
 # ===================================================================
 # an unreachable broker
@@ -156,12 +173,18 @@ ok($node->poll_query_until('postgres', "SELECT kv_get('$topic', 'k') = 'v2'"),
 my $port = PostgreSQL::Test::Cluster::get_free_port();
 my $lonely = kv_node('lonely', brokers => "127.0.0.1:$port", no_extension => 1);
 $lonely->safe_psql('postgres', 'CREATE EXTENSION kvstore');
+like(kv_fails($lonely, "SELECT kv_put('anything', 'k', 'v')"),
+	qr/ERROR:  HV00N: could not reach Kafka at "127.0.0.1:$port" to look up topic "anything"/,
+	'a write with no broker to reach fails with HV00N, naming the brokers and the topic');
+like(kv_fails($lonely, "SELECT kv_get('anything', 'k')"),
+	qr/ERROR:  HV00N: could not reach Kafka at "127.0.0.1:$port" to look up topic "anything"/,
+	'so does a read of a topic not attached yet');
 $start = time;
 $err = kv_fails($lonely, "SET statement_timeout = '1s'; SELECT kv_put('anything', 'k', 'v')");
 $elapsed = time - $start;
-like($err, qr/ERROR:  (57014|08006):/,
-	'a write to an unreachable broker fails as canceled or as a connection failure');
-cmp_ok($elapsed, '<', 8, 'statement_timeout cuts the attempt short');
+like($err, qr/ERROR:  57014: canceling statement due to statement timeout/,
+	'statement_timeout cuts the attempt short');
+cmp_ok($elapsed, '<', 8, 'well before the look-up gives up');
 $lonely->stop;
 
 # ===================================================================
@@ -181,6 +204,9 @@ is( $small->safe_psql(
 		'postgres', "SELECT state, keys, last_error LIKE '%kvstore.shared_memory%' FROM kv_topics WHERE topic = '$big'"),
 	'error|0|t',
 	'kv_topics shows the error state and an empty index');
+like(kv_fails($small, "SELECT kv_put('$big', 'k1', 'v')"),
+	qr/ERROR:  53200: topic "$big" is in an error state/,
+	'writes to the topic fail the same way');
 is($small->safe_psql('postgres', 'SELECT 1'), '1', 'the server is still up');
 my $other = kv_topic('fits');
 is($small->safe_psql('postgres', "SELECT kv_put('$other', 'k', 'v'); SELECT kv_get('$other', 'k')"),

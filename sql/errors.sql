@@ -42,6 +42,10 @@ SELECT pg_temp.try(format($$SELECT kv_put_many(%L, ARRAY['a', NULL], ARRAY['1', 
 SELECT pg_temp.try(format($$SELECT kv_put_many(%L, NULL::text[], ARRAY['1'])$$, :'t'));
 SELECT pg_temp.try(format($$SELECT kv_put_many(%L, ARRAY['a', ''], ARRAY['1', '2'])$$, :'t'));
 SELECT pg_temp.try(format($$SELECT * FROM kv_scan(%L, 'p', -1)$$, :'t'));
+-- arrays must be one-dimensional
+SELECT pg_temp.try(format($$SELECT kv_put_many(%L, ARRAY[['a', 'b'], ['c', 'd']], ARRAY[['1', '2'], ['3', '4']])$$, :'t'));
+SELECT pg_temp.try(format($$SELECT kv_put_many(%L, ARRAY['a', 'b'], ARRAY[['1'], ['2']])$$, :'t'));
+SELECT pg_temp.try(format($$SELECT kv_put_many_bytea(%L, ARRAY[['\x01'::bytea]], ARRAY['\x02'::bytea])$$, :'t'));
 -- none of the refused batches reached the topic
 SELECT kv_exists(:'t', 'a') AS a_written, kv_exists(:'t', 'big') AS big_written;
 
@@ -55,11 +59,23 @@ SELECT pg_temp.try($$SELECT kv_get('caf' || chr(233), 'k')$$);
 SELECT pg_temp.try(format($$SELECT kv_get(%L, 'k')$$, repeat('t', 128)));
 
 -- ===================================================================
--- values that are not text
+-- keys and values that are not text
 -- ===================================================================
 SELECT kv_put_bytea(:'t', 'binary', '\xff00fe') >= 0 AS put;
 SELECT pg_temp.try(format($$SELECT kv_get(%L, 'binary')$$, :'t'));
 SELECT kv_get_bytea(:'t', 'binary');
+-- a key that is not text: the text scans refuse it when they meet it
+SELECT 'kvbad_' || md5(random()::text || clock_timestamp()::text) AS x \gset
+SELECT set_config('kvtest.topic', :'x', false) IS NOT NULL AS masked;
+SELECT kv_put_many_bytea(:'x', ARRAY['\x6f6b'::bytea, '\x70ff', '\x71'],
+                               ARRAY['\x31'::bytea, '\x32', '\xfe']) >= 0 AS put_many;
+SELECT pg_temp.try(format($$SELECT * FROM kv_scan(%L)$$, :'x'));
+SELECT pg_temp.try(format($$SELECT * FROM kv_scan(%L, 'p')$$, :'x'));
+SELECT pg_temp.try(format($$SELECT * FROM kv_range(%L, 'p', NULL)$$, :'x'));
+SELECT pg_temp.try(format($$SELECT * FROM kv_range(%L, 'q', NULL)$$, :'x'));
+SELECT * FROM kv_scan(:'x', 'o');
+SELECT * FROM kv_range(:'x', NULL, 'p');
+SELECT * FROM kv_scan_bytea(:'x');
 
 -- ===================================================================
 -- arguments are checked before a topic is opened: nothing is attached

@@ -101,6 +101,55 @@ EXECUTE exists_bytea(:'t', '\x0000');
 DEALLOCATE ALL;
 
 -- ===================================================================
+-- offsets: a write returns its record's offset, kv_put_many the highest
+-- of its batch (its commit marker takes the next offset), kv_sync the
+-- end of the log
+-- ===================================================================
+SELECT 'kvoff_' || md5(random()::text || clock_timestamp()::text) AS o \gset
+SELECT kv_put(:'o', 'a', '1') AS put;
+SELECT kv_put(:'o', 'a', '2') AS put_again;
+SELECT kv_delete(:'o', 'a') AS delete;
+SELECT kv_sync(:'o') AS sync;
+SELECT kv_put_many(:'o', ARRAY['b', 'c', 'd'], ARRAY['1', '2', NULL]) AS put_many;
+SELECT kv_sync(:'o') AS sync_after_batch;
+SELECT kv_put(:'o', 'e', '1') AS put_after_batch;
+SELECT kv_put_bytea(:'o', '\x01', '\x02') AS put_bytea;
+SELECT kv_put_many_bytea(:'o', ARRAY['\x02'::bytea], ARRAY['\x03'::bytea]) AS put_many_bytea;
+SELECT kv_delete_bytea(:'o', '\x01') AS delete_bytea;
+SELECT kv_sync(:'o') AS sync, kv_sync(:'o') AS sync_again;
+SELECT applied_offset, end_offset, lag, keys, records, writes
+FROM kv_topics WHERE topic = :'o';
+
+-- ===================================================================
+-- writes are not part of the transaction: ROLLBACK does not undo them
+-- ===================================================================
+BEGIN;
+SELECT kv_put(:'o', 'rolled', 'back') AS put;
+SELECT kv_get(:'o', 'rolled') AS inside;
+ROLLBACK;
+SELECT kv_get(:'o', 'rolled') AS after_rollback;
+
+-- ===================================================================
+-- scans past the 256 entries copied out under one lock hold: max_rows
+-- and the end of the range are kept across batches
+-- ===================================================================
+SELECT 'kvbig_' || md5(random()::text || clock_timestamp()::text) AS g \gset
+SELECT kv_put_many(:'g',
+    array(SELECT 'p' || lpad(i::text, 3, '0') FROM generate_series(0, 599) i) || ARRAY['q', 'o'],
+    array(SELECT 'v' || i FROM generate_series(0, 599) i) || ARRAY['after', 'before']) AS put_many;
+SELECT m AS max_rows, count(key), min(key), max(key),
+       array_agg(key ORDER BY n) = array(SELECT 'p' || lpad(i::text, 3, '0')
+                                         FROM generate_series(0, least(m, 600) - 1) i) AS in_order
+FROM unnest(ARRAY[255, 256, 257, 511, 512, 513, 599, 600, 601]) m
+LEFT JOIN LATERAL kv_scan(:'g', 'p', m) WITH ORDINALITY AS s(key, value, n) ON true
+GROUP BY m ORDER BY m;
+SELECT count(*), min(key), max(key) FROM kv_scan(:'g', 'p');
+SELECT count(*), min(key), max(key) FROM kv_range(:'g', 'p', 'q', 257);
+SELECT count(*), min(key), max(key) FROM kv_range(:'g', 'p', 'p512');
+SELECT count(*), min(key), max(key) FROM kv_range(:'g', 'p000', NULL);
+SELECT count(*), min(key), max(key) FROM kv_scan(:'g', 'p', NULL) WHERE key < 'p256';
+
+-- ===================================================================
 -- kv_sync and kv_topics
 -- ===================================================================
 SELECT kv_sync(:'t') > 0 AS synced;

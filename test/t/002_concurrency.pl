@@ -87,42 +87,108 @@ is( $node->safe_psql(
 
 # ===================================================================
 # scans while writers change the keys: each key at most once, in order,
-# with a value it really had
+# with a value it really had, and never older than a write that had
+# returned when the scan began
 # ===================================================================
+# Every value carries a version (key:version, from a sequence), and every
+# write logs its version and the offset kv_put or kv_delete returned.
+# The log table is read in the scan's statement, so its snapshot holds
+# exactly the writes that had returned before the scan began.
 my $churn = kv_topic('churn');
-$node->safe_psql('postgres', qq{
-	SELECT kv_put_many('$churn',
-		array(SELECT 'k' || lpad(g::text, 5, '0') FROM generate_series(1, 5000) g),
-		array(SELECT 'v' || lpad(g::text, 5, '0') FROM generate_series(1, 5000) g))});
+$node->safe_psql(
+	'postgres', qq{
+CREATE SEQUENCE churn_version;
+CREATE TABLE churn_log (key text, version bigint, off bigint, deleted bool);
+CREATE INDEX ON churn_log (key, off);
+CREATE INDEX ON churn_log (key, version);
+CREATE TABLE churn_scans (scan int, n bigint, key text, value text);
+CREATE TABLE churn_floor (scan int, key text, off bigint);
+CREATE FUNCTION churn_write(k int, r int) RETURNS void LANGUAGE plpgsql AS \$\$
+DECLARE
+	key text := 'k' || lpad(k::text, 5, '0');
+	v bigint := nextval('churn_version');
+BEGIN
+	IF r <= 3 THEN
+		INSERT INTO churn_log VALUES (key, v, kv_delete('$churn', key), true);
+	ELSE
+		INSERT INTO churn_log VALUES (key, v, kv_put('$churn', key, key || ':' || v), false);
+	END IF;
+END \$\$;
+SELECT kv_put_many('$churn',
+	array(SELECT 'k' || lpad(g::text, 5, '0') FROM generate_series(1, 5000) g),
+	array(SELECT 'k' || lpad(g::text, 5, '0') || ':0' FROM generate_series(1, 5000) g));
+});
 my $script = "$PostgreSQL::Test::Utils::tmp_check/churn.sql";
-PostgreSQL::Test::Utils::append_to_file($script, qq{\\set k random(1, 5000)
-SELECT CASE WHEN random() < 0.3
-	THEN kv_delete('$churn', 'k' || lpad(:k::text, 5, '0'))
-	ELSE kv_put('$churn', 'k' || lpad(:k::text, 5, '0'), 'v' || lpad(:k::text, 5, '0')) END;
+PostgreSQL::Test::Utils::append_to_file($script, q{\set k random(1, 5000)
+\set r random(1, 10)
+SELECT churn_write(:k, :r);
 });
 my $writers = IPC::Run::start(
 	[ 'pgbench', '--no-vacuum', '--client=4', '--jobs=1', '--time=8',
 	  '--file', $script, '--host', $node->host, '--port', $node->port, 'postgres' ],
 	'>', \my $writers_out, '2>', \my $writers_err);
-my $bad = 0;
 my $scans = 0;
 while ($writers->pumpable)
 {
-	# ordinality keeps the order the scan returned rows in
-	my $result = $node->safe_psql(
-		'postgres', qq{
-		SELECT count(*) FILTER (WHERE prev IS NOT NULL AND key <= prev)
-		     + count(*) FILTER (WHERE value <> 'v' || substr(key, 2))
-		FROM (SELECT key, value, lag(key) OVER (ORDER BY n) AS prev
-		      FROM kv_scan('$churn') WITH ORDINALITY AS s(key, value, n)) s});
-	$bad += $result;
 	$scans++;
+	$node->safe_psql(
+		'postgres', qq{
+		WITH floor AS (
+			INSERT INTO churn_floor
+			SELECT $scans, k.key, coalesce(max(l.off), -1)
+			FROM (SELECT 'k' || lpad(g::text, 5, '0') AS key FROM generate_series(1, 5000) g) k
+			LEFT JOIN churn_log l USING (key) GROUP BY k.key
+			RETURNING 1),
+		scan AS (
+			INSERT INTO churn_scans
+			SELECT $scans, n, key, value FROM kv_scan('$churn') WITH ORDINALITY AS s(key, value, n)
+			RETURNING 1)
+		SELECT (SELECT count(*) FROM floor), (SELECT count(*) FROM scan)});
 	$writers->pump_nb;
 }
-$writers->finish;
-like($writers_out, qr/processed: [1-9]\d*/, 'the writers wrote meanwhile');
+ok($writers->finish, 'the writers exit with status 0');
+is($writers_err, '', 'the writers report no error');
+like($writers_out, qr/number of failed transactions: 0 /, 'no write failed');
+my $written = $node->safe_psql('postgres', 'SELECT count(*) FROM churn_log');
+cmp_ok($written, '>', 100, "the writers wrote $written times meanwhile");
 cmp_ok($scans, '>', 5, "$scans scans ran while the writers wrote");
-is($bad, 0, 'no scan returned a key twice, out of order, or with a value it never had');
+
+is( $node->safe_psql(
+		'postgres', q{
+	SELECT count(*) FROM (
+		SELECT scan, key, lag(key) OVER (PARTITION BY scan ORDER BY n) AS prev
+		FROM churn_scans) s
+	WHERE prev IS NOT NULL AND key COLLATE "C" <= prev COLLATE "C"}),
+	'0', 'every scan returned its keys once each, in order');
+is( $node->safe_psql(
+		'postgres', q{
+	SELECT count(*) FROM churn_scans s
+	WHERE split_part(value, ':', 1) <> key
+	   OR (split_part(value, ':', 2) <> '0' AND NOT EXISTS (
+			SELECT FROM churn_log l
+			WHERE l.key = s.key AND l.version = split_part(s.value, ':', 2)::bigint
+			  AND NOT l.deleted))}),
+	'0', 'every value a scan returned was written for its key');
+is( $node->safe_psql(
+		'postgres', q{
+	SELECT count(*) FROM churn_floor f
+	LEFT JOIN churn_scans s ON s.scan = f.scan AND s.key = f.key
+	LEFT JOIN churn_log l ON l.key = s.key AND l.version = split_part(s.value, ':', 2)::bigint
+	WHERE CASE WHEN s.key IS NULL
+		THEN NOT EXISTS (SELECT FROM churn_log d WHERE d.key = f.key AND d.deleted AND d.off >= f.off)
+		ELSE coalesce(l.off, -1) < f.off END}),
+	'0', 'no scan returned a value older than a write that had returned, nor missed a key it should hold');
+
+# Once the writers are done, the topic holds the last write of every key
+is( $node->safe_psql(
+		'postgres', qq{
+	SELECT (SELECT string_agg(key || '=' || value, ',' ORDER BY key COLLATE "C") FROM kv_scan('$churn'))
+	     = (SELECT string_agg(k.key || '=' || k.key || ':' || coalesce(last.version, 0), ',' ORDER BY k.key COLLATE "C")
+	        FROM (SELECT 'k' || lpad(g::text, 5, '0') AS key FROM generate_series(1, 5000) g) k
+	        LEFT JOIN LATERAL (SELECT version, deleted FROM churn_log l
+	                           WHERE l.key = k.key ORDER BY off DESC LIMIT 1) last ON true
+	        WHERE NOT coalesce(last.deleted, false))}),
+	't', 'afterwards the topic holds exactly the last write of every key');
 
 $node->stop;
 done_testing();

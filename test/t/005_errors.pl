@@ -1,5 +1,6 @@
 # Errors that need a broker or a server set up for them: topics kvstore
-# must refuse, an unreachable broker, waits cut short, memory running out.
+# must refuse, transactions of other producers, waits cut short, an
+# unreachable broker, memory running out.
 use strict;
 use warnings;
 
@@ -11,15 +12,6 @@ use KvstoreTest;
 
 my $node = kv_node('errors');
 
-# Run SQL expecting an error; returns its stderr (with SQLSTATE)
-sub fails
-{
-	my ($node, $sql) = @_;
-	my ($ret, $stdout, $stderr) =
-	  $node->psql('postgres', "\\set VERBOSITY verbose\n$sql");
-	return $ret == 0 ? "no error: $stdout" : $stderr;
-}
-
 # ===================================================================
 # topics kvstore cannot serve
 # ===================================================================
@@ -30,10 +22,10 @@ kv_kafka('topics', $dir, '--create', '--topic', $wide, '--partitions', '3');
 kv_kafka('topics', $dir, '--create', '--topic', $retained, '--partitions', '1',
 	'--config', 'cleanup.policy=delete');
 
-like(fails($node, "SELECT kv_get('$wide', 'k')"),
+like(kv_fails($node, "SELECT kv_get('$wide', 'k')"),
 	qr/ERROR:  42809: topic "$wide" has 3 partitions/,
 	'a topic with three partitions is refused');
-like(fails($node, "SELECT kv_put('$retained', 'k', 'v')"),
+like(kv_fails($node, "SELECT kv_put('$retained', 'k', 'v')"),
 	qr/ERROR:  42809: topic "$retained" is not compacted/,
 	'a topic that is not compacted is refused');
 is($node->safe_psql('postgres', "SELECT count(*) FROM kv_topics WHERE topic IN ('$wide', '$retained')"),
@@ -46,26 +38,105 @@ my $strict = kv_topic('strict');
 kv_kafka('topics', $dir, '--create', '--topic', $strict, '--partitions', '1',
 	'--config', 'cleanup.policy=compact', '--config', 'max.message.bytes=2000');
 like(
-	fails($node, qq{SELECT kv_put_many('$strict', ARRAY['a', 'b', 'c'], ARRAY['1', repeat('x', 5000), '3'])}),
+	kv_fails($node, qq{SELECT kv_put_many('$strict', ARRAY['a', 'b', 'c'], ARRAY['1', repeat('x', 5000), '3'])}),
 	qr/ERROR:  54000: could not write to topic "$strict"/,
 	'a batch with a record the broker finds too large fails');
 is( $node->safe_psql(
 		'postgres', "SELECT kv_sync('$strict') >= 0; SELECT count(*) FROM kv_scan('$strict')"),
 	"t\n0",
-	'the transaction was aborted: none of the batch is visible');
+	'none of the refused batch is visible');
 is($node->safe_psql('postgres', "SELECT kv_put_many('$strict', ARRAY['a', 'c'], ARRAY['1', '3']) >= 0; SELECT string_agg(key, ',') FROM kv_scan('$strict')"),
 	"t\na,c", 'the next batch commits');
+
+# ===================================================================
+# transactions of another producer: aborted records are never applied,
+# and one left open holds this server at the last stable offset
+# ===================================================================
+my $txn = kv_txn_producer();
+my $tt = kv_topic('txn');
+my $brokers = kv_brokers();
+my $scan = "SELECT string_agg(key || '=' || value, ',') FROM kv_scan('$tt')";
+
+# Run txn_producer to its end; returns its output
+sub txn_producer
+{
+	my (@args) = @_;
+	my ($out, $err);
+	IPC::Run::run([ $txn, $brokers, $tt, @args ], '>', \$out, '2>', \$err)
+	  or die "txn_producer @args failed: $err";
+	return $out;
+}
+
+# A session whose producer has met the topic: a short write timeout then
+# bounds only the wait to apply
+my $writer = kv_session($node);
+is(kv_query($writer, "SELECT kv_put('$tt', 'k0', 'before')"),
+	'0', 'a topic with one record');
+is(txn_producer('abort', 'a=aborted', 'b=aborted'),
+	"offset 1\noffset 2\naborted\n",
+	'another producer writes two records at offsets 1 and 2 and aborts');
+is(txn_producer('commit', 'c=committed'),
+	"offset 4\ncommitted\n",
+	'then commits one at offset 4 (the abort marker took 3)');
+like(kv_kcat_consume($tt, 'read_uncommitted'),
+	qr/^0 k0=before\n1 a=aborted\n2 b=aborted\n4 c=committed\n$/,
+	'the aborted records are in the log');
+is($node->safe_psql('postgres', "SELECT kv_sync('$tt'); $scan"),
+	"6\nc=committed,k0=before",
+	'kv_sync returns the end of the log, and the aborted records were never applied');
+
+# A transaction left open: offset 6, and the log stable below it
+my ($txn_in, $txn_out, $txn_err) = ('', '', '');
+my $open = IPC::Run::start([ $txn, $brokers, $tt, 'open', 'd=open' ],
+	'<', \$txn_in, '>', \$txn_out, '2>', \$txn_err,
+	IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+$open->pump until $txn_out =~ /^open$/m;
+is($txn_out, "offset 6\nopen\n", 'another producer leaves a transaction open at offset 6');
+is($node->safe_psql('postgres', "SELECT kv_sync('$tt')"),
+	'6', 'kv_sync returns the last stable offset: the start of the open transaction');
+
+like( (kv_query($writer, "SET kvstore.write_timeout = '1s'; SELECT kv_put('$tt', 'e', 'after')"))[1],
+	qr/ERROR:  57014: timed out waiting for topic "$tt" to apply offset 7/,
+	'a write behind the open transaction is stored at offset 7 but cannot be applied');
+is( $node->safe_psql(
+		'postgres', "SELECT applied_offset FROM kv_topics WHERE topic = '$tt'; $scan"),
+	"6\nc=committed,k0=before",
+	'the server stops at the last stable offset: neither the open record nor the later write is visible');
+
+$writer->quit;
+$node->restart;
+is( $node->safe_psql(
+		'postgres', "$scan; SELECT state, applied_offset FROM kv_topics WHERE topic = '$tt'"),
+	"c=committed,k0=before\nready|6",
+	'after a restart the replay stops at the last stable offset, and the topic is ready');
+
+$txn_in .= "abort\n";
+$open->finish;
+is($txn_out, "offset 6\nopen\naborted\n", 'the open transaction is aborted');
+is($node->safe_psql('postgres', "SELECT kv_sync('$tt'); $scan"),
+	"9\nc=committed,e=after,k0=before",
+	'the write behind it is applied, the aborted record never');
+like(kv_kcat_consume($tt, 'read_uncommitted'), qr/^6 d=open\n7 e=after\n$/m,
+	'the aborted record is in the log');
+
+$node->restart;
+is($node->safe_psql('postgres', $scan),
+	'c=committed,e=after,k0=before',
+	'a replay after a restart skips both aborted transactions');
 
 # ===================================================================
 # a wait cut short: the error gives the offset of the stored write
 # ===================================================================
 my $topic = kv_topic('stalled');
-$node->safe_psql('postgres', "SELECT kv_put('$topic', 'k', 'v0')");
+# One session throughout: its producer has met the topic before the
+# worker is held, so the short timeouts below bound only the wait to apply
+my $session = kv_session($node);
+is(kv_query($session, "SELECT kv_put('$topic', 'k', 'v0')"), '0', 'a session writes');
 my $pid = $node->safe_psql('postgres', "SELECT worker_pid FROM kv_topics WHERE topic = '$topic'");
 kill 'STOP', $pid;
 
 my $start = time;
-my $err = fails($node, "SET statement_timeout = '300ms'; SELECT kv_put('$topic', 'k', 'v1')");
+my (undef, $err) = kv_query($session, "SET statement_timeout = '300ms'; SELECT kv_put('$topic', 'k', 'v1')");
 my $elapsed = time - $start;
 like($err, qr/ERROR:  57014: canceling statement due to statement timeout/,
 	'statement_timeout interrupts a write waiting to be applied');
@@ -73,15 +144,28 @@ like($err, qr/write to topic "$topic" was acknowledged by Kafka at offset 1 and 
 	'the error says the write is stored and gives its offset');
 cmp_ok($elapsed, '<', 5, 'the wait ended long before the write timeout');
 
-$err = fails($node, "SET kvstore.write_timeout = '200ms'; SELECT kv_put('$topic', 'k', 'v2')");
+(undef, $err) = kv_query($session, "RESET statement_timeout; SET kvstore.write_timeout = '200ms'; SELECT kv_put('$topic', 'k', 'v2')");
 like($err, qr/ERROR:  57014: timed out waiting for topic "$topic" to apply offset 2/,
 	'kvstore.write_timeout ends the wait with its own message');
 like($err, qr/DETAIL:  Kafka acknowledged the write at offset 2/,
 	'the detail says the write is in Kafka');
 
+# kvstore.write_timeout = 0 waits without limit, and statement_timeout
+# still interrupts
+(undef, $err) = kv_query($session, "SET kvstore.write_timeout = 0; SET statement_timeout = '300ms'; SELECT kv_put('$topic', 'k', 'v3')");
+like($err, qr/ERROR:  57014: canceling statement due to statement timeout.*acknowledged by Kafka at offset 3/s,
+	'with kvstore.write_timeout = 0, statement_timeout still interrupts');
+my $session_pid = kv_query($session, 'RESET statement_timeout; SELECT pg_backend_pid()');
+kv_send($session, "SELECT kv_put('$topic', 'k', 'v4')");
+ok( $node->poll_query_until(
+		'postgres', "SELECT wait_event_type = 'Extension' FROM pg_stat_activity WHERE pid = $session_pid"),
+	'with kvstore.write_timeout = 0 a write waits for the held worker');
+
 kill 'CONT', $pid;
-ok($node->poll_query_until('postgres', "SELECT kv_get('$topic', 'k') = 'v2'"),
-	'the writes whose wait was cut short become visible');
+is(kv_query($session, ''), '4', 'and returns its offset once the worker goes on');
+is($node->safe_psql('postgres', "SELECT kv_get('$topic', 'k')"), 'v4',
+	'the last write is visible');
+$session->quit;
 
 # ===================================================================
 # an unreachable broker
@@ -89,12 +173,18 @@ ok($node->poll_query_until('postgres', "SELECT kv_get('$topic', 'k') = 'v2'"),
 my $port = PostgreSQL::Test::Cluster::get_free_port();
 my $lonely = kv_node('lonely', brokers => "127.0.0.1:$port", no_extension => 1);
 $lonely->safe_psql('postgres', 'CREATE EXTENSION kvstore');
+like(kv_fails($lonely, "SELECT kv_put('anything', 'k', 'v')"),
+	qr/ERROR:  HV00N: could not reach Kafka at "127.0.0.1:$port" to look up topic "anything"/,
+	'a write with no broker to reach fails with HV00N, naming the brokers and the topic');
+like(kv_fails($lonely, "SELECT kv_get('anything', 'k')"),
+	qr/ERROR:  HV00N: could not reach Kafka at "127.0.0.1:$port" to look up topic "anything"/,
+	'so does a read of a topic not attached yet');
 $start = time;
-$err = fails($lonely, "SET statement_timeout = '1s'; SELECT kv_put('anything', 'k', 'v')");
+$err = kv_fails($lonely, "SET statement_timeout = '1s'; SELECT kv_put('anything', 'k', 'v')");
 $elapsed = time - $start;
-like($err, qr/ERROR:  (57014|08006):/,
-	'a write to an unreachable broker fails as canceled or as a connection failure');
-cmp_ok($elapsed, '<', 8, 'statement_timeout cuts the attempt short');
+like($err, qr/ERROR:  57014: canceling statement due to statement timeout/,
+	'statement_timeout cuts the attempt short');
+cmp_ok($elapsed, '<', 8, 'well before the look-up gives up');
 $lonely->stop;
 
 # ===================================================================
@@ -102,18 +192,21 @@ $lonely->stop;
 # ===================================================================
 my $small = kv_node('small', conf => "kvstore.shared_memory = '1MB'");
 my $big = kv_topic('oom');
-$err = fails($small, qq{
+$err = kv_fails($small, qq{
 	SELECT kv_put_many('$big', array(SELECT 'k' || g FROM generate_series(1, 40) g),
 	                           array(SELECT repeat('x', 100000) FROM generate_series(1, 40)))});
 like($err, qr/ERROR:  53200: topic "$big" stopped before applying offset/,
 	'a write that does not fit in memory fails');
-like(fails($small, "SELECT kv_get('$big', 'k1')"),
+like(kv_fails($small, "SELECT kv_get('$big', 'k1')"),
 	qr/ERROR:  53200: topic "$big" is in an error state\nDETAIL:  out of shared memory: .* does not fit in kvstore.shared_memory \(1024 kB\); raise it/,
 	'reads of the topic fail naming the setting to raise');
 is( $small->safe_psql(
 		'postgres', "SELECT state, keys, last_error LIKE '%kvstore.shared_memory%' FROM kv_topics WHERE topic = '$big'"),
 	'error|0|t',
 	'kv_topics shows the error state and an empty index');
+like(kv_fails($small, "SELECT kv_put('$big', 'k1', 'v')"),
+	qr/ERROR:  53200: topic "$big" is in an error state/,
+	'writes to the topic fail the same way');
 is($small->safe_psql('postgres', 'SELECT 1'), '1', 'the server is still up');
 my $other = kv_topic('fits');
 is($small->safe_psql('postgres', "SELECT kv_put('$other', 'k', 'v'); SELECT kv_get('$other', 'k')"),

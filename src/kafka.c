@@ -44,14 +44,15 @@
 /* Longest librdkafka call between two checks for cancel */
 #define KV_POLL_MS 250
 
-/* The admin client of this backend, and kvstore.brokers when it was made */
+/* The admin client of this backend, and the settings it was made with */
 static rd_kafka_t *kv_admin = NULL;
-static char *kv_admin_brokers = NULL;
+static char *kv_admin_settings = NULL;
 
 static char kv_last_log[512];
 
 static void kv_log_cb(const rd_kafka_t *rk, int level, const char *fac,
 					  const char *buf);
+static const char *apply_settings(rd_kafka_conf_t *conf, const char *settings);
 static rd_kafka_t *get_admin(void);
 static void destroy_admin(int code, Datum arg);
 static rd_kafka_event_t *wait_admin_event(rd_kafka_queue_t *queue,
@@ -144,6 +145,120 @@ KvKafkaConfSet(rd_kafka_conf_t *conf, const char *name, const char *value)
 }
 
 /*
+ * Properties that kvstore sets itself for its guarantees; kvstore.kafka_settings
+ * may not change them.
+ */
+static const char *const kv_reserved_properties[] = {
+	"bootstrap.servers", "metadata.broker.list", "client.id", "log.queue",
+	"enable.idempotence", "acks", "request.required.acks", "transactional.id",
+	"transaction.timeout.ms", "message.timeout.ms", "isolation.level",
+	"group.id", "enable.auto.commit", "enable.auto.offset.store",
+	"enable.partition.eof", "auto.offset.reset", "allow.auto.create.topics",
+	"message.max.bytes", NULL
+};
+
+/*
+ * Apply "name=value;name=value" settings to conf.  Returns NULL, or what is
+ * wrong, naming the property but never its value (values may be secrets).
+ */
+static const char *
+apply_settings(rd_kafka_conf_t *conf, const char *settings)
+{
+	static char problem[512];
+	char	   *copy = strdup(settings);
+	char	   *save = NULL;
+	const char *result = NULL;
+
+	if (copy == NULL)
+		return "out of memory";
+	for (char *item = strtok_r(copy, ";", &save); item != NULL && result == NULL;
+		 item = strtok_r(NULL, ";", &save))
+	{
+		char	   *eq;
+		char	   *name = item;
+		char	   *value;
+		char		errstr[256];
+
+		while (*name == ' ')
+			name++;
+		if (*name == '\0')
+			continue;
+		eq = strchr(name, '=');
+		if (eq == NULL)
+		{
+			snprintf(problem, sizeof(problem), "\"%s\" is not of the form name=value.", name);
+			result = problem;
+			break;
+		}
+		*eq = '\0';
+		value = eq + 1;
+		for (char *end = eq - 1; end >= name && *end == ' '; end--)
+			*end = '\0';
+		for (int i = 0; kv_reserved_properties[i] != NULL; i++)
+			if (strcmp(name, kv_reserved_properties[i]) == 0)
+			{
+				snprintf(problem, sizeof(problem),
+						 "kvstore sets %s itself; it cannot be changed.", name);
+				result = problem;
+			}
+		if (result == NULL &&
+			rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+		{
+			snprintf(problem, sizeof(problem),
+					 "librdkafka refused the value of property %s.", name);
+			result = problem;
+		}
+	}
+	free(copy);
+	return result;
+}
+
+/*
+ * KvKafkaSettingsNow
+ *		The settings new clients are made with (kvstore.brokers and
+ *		kvstore.kafka_settings), in TopMemoryContext, to keep beside a client.
+ */
+char *
+KvKafkaSettingsNow(void)
+{
+	return MemoryContextStrdup(TopMemoryContext,
+							   psprintf("%s\n%s", kvstore_brokers,
+										kvstore_kafka_settings ? kvstore_kafka_settings : ""));
+}
+
+/*
+ * KvKafkaSettingsAre
+ *		Whether settings kept by KvKafkaSettingsNow are still the ones new
+ *		clients would be made with; a client made with others is replaced.
+ */
+bool
+KvKafkaSettingsAre(const char *settings)
+{
+	size_t		len = strlen(kvstore_brokers);
+
+	/* Every write passes here: compare without building the string */
+	return settings != NULL &&
+		strncmp(settings, kvstore_brokers, len) == 0 &&
+		settings[len] == '\n' &&
+		strcmp(settings + len + 1,
+			   kvstore_kafka_settings ? kvstore_kafka_settings : "") == 0;
+}
+
+/*
+ * KvKafkaSettingsProblem
+ *		What is wrong with a value of kvstore.kafka_settings, or NULL.
+ */
+const char *
+KvKafkaSettingsProblem(const char *settings)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	const char *problem = apply_settings(conf, settings ? settings : "");
+
+	rd_kafka_conf_destroy(conf);
+	return problem;
+}
+
+/*
  * KvKafkaConfNew
  *		A librdkafka configuration with the settings every client shares.
  *
@@ -165,6 +280,19 @@ KvKafkaConfNew(const char *role)
 	KvKafkaConfSet(conf, "reconnect.backoff.max.ms", "1000");
 	KvKafkaConfSet(conf, "allow.auto.create.topics", "false");
 	KvKafkaConfSet(conf, "message.max.bytes", "1048588");
+	if (kvstore_kafka_settings != NULL && kvstore_kafka_settings[0] != '\0')
+	{
+		const char *problem = apply_settings(conf, kvstore_kafka_settings);
+
+		if (problem != NULL)
+		{
+			rd_kafka_conf_destroy(conf);
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid kvstore.kafka_settings"),
+					 errdetail("%s", problem)));
+		}
+	}
 	rd_kafka_conf_set_log_cb(conf, kv_log_cb);
 	return conf;
 }
@@ -177,7 +305,7 @@ get_admin(void)
 	char		errstr[512];
 	static bool exit_registered = false;
 
-	if (kv_admin != NULL && strcmp(kv_admin_brokers, kvstore_brokers) != 0)
+	if (kv_admin != NULL && !KvKafkaSettingsAre(kv_admin_settings))
 		destroy_admin(0, 0);
 	if (kv_admin != NULL)
 		return kv_admin;
@@ -199,7 +327,7 @@ get_admin(void)
 	}
 	conf = NULL;				/* now owned by the client */
 	rd_kafka_set_log_queue(kv_admin, NULL);
-	kv_admin_brokers = MemoryContextStrdup(TopMemoryContext, kvstore_brokers);
+	kv_admin_settings = KvKafkaSettingsNow();
 	return kv_admin;
 }
 
@@ -212,10 +340,10 @@ destroy_admin(int code, Datum arg)
 		rd_kafka_destroy(kv_admin);
 		kv_admin = NULL;
 	}
-	if (kv_admin_brokers != NULL)
+	if (kv_admin_settings != NULL)
 	{
-		pfree(kv_admin_brokers);
-		kv_admin_brokers = NULL;
+		pfree(kv_admin_settings);
+		kv_admin_settings = NULL;
 	}
 }
 

@@ -35,6 +35,7 @@ int			kvstore_replication_factor = -1;
 int			kvstore_write_timeout = 30000;	/* ms */
 bool		kvstore_auto_create_topics = false;
 char	   *kvstore_allowed_topics = NULL;
+char	   *kvstore_kafka_settings = NULL;
 
 /* Saved hook values */
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -44,6 +45,7 @@ static bool loaded_at_startup = false;
 
 void		_PG_init(void);
 
+static bool check_kafka_settings(char **newval, void **extra, GucSource source);
 static void kv_shmem_request(void);
 static void kv_shmem_startup(void);
 
@@ -103,6 +105,15 @@ _PG_init(void)
 							   PGC_SIGHUP,
 							   GUC_LIST_INPUT,
 							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("kvstore.kafka_settings",
+							   "Sets librdkafka properties for every Kafka client of kvstore.",
+							   "name=value pairs separated by semicolons, such as security.protocol=SASL_SSL;sasl.mechanism=PLAIN. Shown to superusers only.",
+							   &kvstore_kafka_settings,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   check_kafka_settings, NULL, NULL);
 
 	/*
 	 * Settings that size shared memory or start workers exist only when
@@ -169,6 +180,18 @@ KvCheckLoaded(void)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("kvstore must be loaded via shared_preload_libraries"),
 				 errhint("Add kvstore to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+/* Refuse kvstore.kafka_settings that librdkafka or kvstore would refuse */
+static bool
+check_kafka_settings(char **newval, void **extra, GucSource source)
+{
+	const char *problem = KvKafkaSettingsProblem(*newval);
+
+	if (problem == NULL)
+		return true;
+	GUC_check_errdetail("%s", problem);
+	return false;
 }
 
 /* Ask for the shared memory and locks */

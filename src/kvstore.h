@@ -183,6 +183,7 @@ extern int	kvstore_replication_factor;
 extern int	kvstore_write_timeout;
 extern bool kvstore_auto_create_topics;
 extern char *kvstore_allowed_topics;
+extern char *kvstore_kafka_settings;
 extern void KvCheckLoaded(void);
 
 /* in functions.c: SQL-callable, declared by PG_FUNCTION_INFO_V1 */
@@ -236,6 +237,9 @@ extern void KvKafkaConfSet(struct rd_kafka_conf_s *conf, const char *name,
 						   const char *value);
 extern int	KvKafkaSqlstate(int kafka_error);
 extern const char *KvKafkaLastLog(void);
+extern const char *KvKafkaSettingsProblem(const char *settings);
+extern char *KvKafkaSettingsNow(void);
+extern bool KvKafkaSettingsAre(const char *settings);
 extern bool KvKafkaTopicExists(const char *topic);
 extern bool KvKafkaCreateTopic(const char *topic);
 extern int64 KvKafkaEndOffset(const char *topic);

@@ -90,7 +90,7 @@ typedef struct KvWriteContext
 
 static rd_kafka_t *kv_producer = NULL;
 static rd_kafka_t *kv_txn_producer = NULL;
-static char *kv_producer_brokers = NULL;	/* kvstore.brokers at creation */
+static char *kv_producer_settings = NULL;	/* settings at creation */
 static bool kv_callbacks_registered = false;
 
 static KvWrite cur;			/* the write in progress */
@@ -195,7 +195,8 @@ init_transactions(rd_kafka_t *rk)
 /*
  * The producer of this backend, created on first use.
  *
- * A change of kvstore.brokers replaces the producers.
+ * A change of kvstore.brokers or kvstore.kafka_settings replaces the
+ * producers.
  */
 static rd_kafka_t *
 get_producer(bool transactional)
@@ -205,13 +206,12 @@ get_producer(bool transactional)
 	char		errstr[512];
 	char		value[128];
 
-	if (kv_producer_brokers != NULL &&
-		strcmp(kv_producer_brokers, kvstore_brokers) != 0)
+	if (kv_producer_settings != NULL && !KvKafkaSettingsAre(kv_producer_settings))
 	{
 		destroy_producer(&kv_producer);
 		destroy_producer(&kv_txn_producer);
-		pfree(kv_producer_brokers);
-		kv_producer_brokers = NULL;
+		pfree(kv_producer_settings);
+		kv_producer_settings = NULL;
 	}
 	if (*slot != NULL)
 		return *slot;
@@ -255,8 +255,8 @@ get_producer(bool transactional)
 	conf = NULL;				/* now owned by the producer */
 	rd_kafka_set_log_queue(*slot, NULL);
 
-	if (kv_producer_brokers == NULL)
-		kv_producer_brokers = MemoryContextStrdup(TopMemoryContext, kvstore_brokers);
+	if (kv_producer_settings == NULL)
+		kv_producer_settings = KvKafkaSettingsNow();
 
 	if (transactional)
 		init_transactions(*slot);

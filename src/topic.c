@@ -43,7 +43,8 @@ static void check_not_internal(const char *name);
 static void refuse_full(const char *name);
 static void wait_step(KvTopic *topic, TimestampTz deadline);
 static bool allowed_by_list(const char *name);
-static KvTopic *attach(const char *name, KvOpenMode mode, uint64 *incarnation);
+static KvTopic *attach(const char *name, KvOpenMode mode, uint64 *incarnation,
+					   bool *created);
 static int64 wait_deadline_ms(TimestampTz deadline);
 static KvTopicState read_state(KvTopic *topic, int *error_code,
 							   char *error, size_t errorsize);
@@ -127,10 +128,11 @@ refuse_full(const char *name)
 
 /*
  * Attach a topic this server does not serve yet: check it in Kafka (and
- * create it if the mode allows), claim a slot, start its worker.
+ * create it if the mode allows), claim a slot, start its worker.  *created
+ * tells whether this call created the topic in Kafka.
  */
 static KvTopic *
-attach(const char *name, KvOpenMode mode, uint64 *incarnation)
+attach(const char *name, KvOpenMode mode, uint64 *incarnation, bool *created)
 {
 	KvTopic    *topic;
 	bool		claimed;
@@ -139,15 +141,17 @@ attach(const char *name, KvOpenMode mode, uint64 *incarnation)
 	if (KvTopicFreeSlots() == 0)
 		refuse_full(name);
 
-	if (!KvKafkaTopicExists(name))
+	*created = false;
+	if (mode == KV_OPEN_CREATE)
+		*created = KvKafkaCreateTopic(name);
+	else if (!KvKafkaTopicExists(name))
 	{
-		if (mode == KV_OPEN_READ ||
-			(mode == KV_OPEN_WRITE && !kvstore_auto_create_topics))
+		if (mode == KV_OPEN_READ || !kvstore_auto_create_topics)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("topic \"%s\" does not exist", name),
 					 errhint("Create it with kv_create_topic('%s').", name)));
-		(void) KvKafkaCreateTopic(name);
+		*created = KvKafkaCreateTopic(name);
 	}
 
 	topic = KvTopicClaim(name, &claimed);
@@ -180,13 +184,14 @@ KvTopicOpen(const char *name, KvOpenMode mode)
 	KvTopicRef *ref;
 	KvTopic    *topic;
 	uint64		incarnation;
+	bool		created;
 
 	KvCheckLoaded();
 	KvTopicCheckAllowed(name);
 
 	topic = KvTopicFind(name, &incarnation);
 	if (topic == NULL)
-		topic = attach(name, mode, &incarnation);
+		topic = attach(name, mode, &incarnation, &created);
 
 	ref = palloc(sizeof(KvTopicRef));
 	ref->topic = topic;
@@ -204,20 +209,15 @@ KvTopicOpen(const char *name, KvOpenMode mode)
 bool
 KvTopicCreate(const char *name)
 {
-	KvTopic    *topic;
 	uint64		incarnation;
 	bool		created;
 
 	KvCheckLoaded();
 	KvTopicCheckAllowed(name);
 
-	topic = KvTopicFind(name, &incarnation);
-	if (topic != NULL)
+	if (KvTopicFind(name, &incarnation) != NULL)
 		return false;
-	if (KvTopicFreeSlots() == 0)
-		refuse_full(name);
-	created = KvKafkaCreateTopic(name);
-	(void) attach(name, KV_OPEN_READ, &incarnation);
+	(void) attach(name, KV_OPEN_CREATE, &incarnation, &created);
 	return created;
 }
 

@@ -122,6 +122,26 @@ $node->poll_query_until('postgres', "SELECT current_setting('kvstore.allowed_top
   or die 'the allow-list was not reset';
 
 # ===================================================================
+# librdkafka properties for every client, readable by superusers only
+# ===================================================================
+like(fails("ALTER SYSTEM SET kvstore.kafka_settings = 'acks=1'"),
+	qr/ERROR:  22023: invalid value for parameter "kvstore.kafka_settings".*\n.*DETAIL:  kvstore sets acks itself/,
+	'kvstore.kafka_settings may not change what kvstore sets for its guarantees');
+like(fails("ALTER SYSTEM SET kvstore.kafka_settings = 'no.such.property=1'"),
+	qr/DETAIL:  librdkafka refused the value of property no.such.property/,
+	'a property librdkafka does not know is refused');
+$node->safe_psql('postgres',
+	"ALTER SYSTEM SET kvstore.kafka_settings = 'socket.keepalive.enable=true; reconnect.backoff.ms=50'; SELECT pg_reload_conf()");
+$node->poll_query_until('postgres', "SELECT current_setting('kvstore.kafka_settings') <> ''")
+  or die 'kvstore.kafka_settings was not loaded';
+is($node->safe_psql('postgres', "SELECT kv_put('$allowed', 'k2', 'v2'); SELECT kv_get('$allowed', 'k2')"),
+	"1\nv2", 'clients made with the new properties write and read');
+like(fails("SHOW kvstore.kafka_settings", 'writer'),
+	qr/ERROR:  42501: must be superuser or have privileges of pg_read_all_settings to examine "kvstore.kafka_settings"/,
+	'a role that is not a superuser cannot read kvstore.kafka_settings');
+$node->safe_psql('postgres', "ALTER SYSTEM RESET kvstore.kafka_settings; SELECT pg_reload_conf()");
+
+# ===================================================================
 # a full server refuses before it asks Kafka anything
 # ===================================================================
 # attached now: made, auto, allowed; one slot is left

@@ -10,6 +10,8 @@
 #   2. pgTAP files (test/pgtap/) with pg_prove
 #   3. Perl TAP tests (test/t/) with PostgreSQL::Test::Cluster, which
 #      start their own servers and, for fault tests, a 3-node Kafka
+#   4. client programs (test/clients/) driving the functions through
+#      node-postgres, pgx, psycopg 3 and pgJDBC, against the server of 2
 #
 # and, first, the unit test of the index structures (test/unit/), under
 # valgrind.
@@ -44,6 +46,7 @@ kv_timed packages kv_install_packages
 kv_ensure_user
 kv_timed build kv_build
 kv_timed "kafka fetch" kv_fetch_kafka
+kv_timed "clients fetch" kv_fetch_clients
 
 work=$(kv_make_workdir check)
 mkdir -p "$work/pg" "$work/regress" "$work/tap"
@@ -149,6 +152,18 @@ if [ $rc -ne 0 ]; then
 	done
 fi
 printf 'timing: %-16s %3ds\n' "TAP" $((SECONDS - start)) >&2
+
+# 4. client drivers
+start=$SECONDS
+kv_as_user "${psql_cmd[@]}" -c "CREATE DATABASE clients" postgres
+kv_as_user "${psql_cmd[@]}" -c "CREATE EXTENSION kvstore" clients
+set +e
+"$KV_ROOT/test/clients/clients.sh" run "$port" clients > "$work/clients.out" 2>&1 &
+wait $!
+rc=$?
+set -e
+tap_layer clients "$work/clients.out" $rc
+printf 'timing: %-16s %3ds\n' "clients" $((SECONDS - start)) >&2
 
 echo
 printf '%s' "$summary"

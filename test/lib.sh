@@ -38,11 +38,14 @@ kv_timed() {
 kv_install_packages() {
 	local wanted="postgresql-15 postgresql-server-dev-15 librdkafka-dev pkg-config
 		postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
-		kcat openjdk-17-jre-headless maven make gcc valgrind"
+		kcat openjdk-17-jre-headless openjdk-17-jdk-headless maven make gcc valgrind"
 	local missing=() p
 	for p in $wanted; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 	done
+	# The client tests' runtimes, from Debian where the machine has none
+	command -v npm >/dev/null || missing+=(nodejs npm)
+	python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3 python3-venv)
 	if [ ${#missing[@]} -gt 0 ]; then
 		kv_log "installing ${missing[*]}"
 		apt-get update -qq
@@ -85,6 +88,11 @@ kv_build() {
 kv_fetch_kafka() {
 	"$KV_KAFKA" fetch
 	chmod -R a+rX "$KV_ROOT/.kafka"
+}
+
+# The drivers of the client tests (test/clients/), at their pinned versions
+kv_fetch_clients() {
+	"$KV_ROOT/test/clients/clients.sh" fetch
 }
 
 # kv_user_kafka DIR: make sure $KV_USER can run Kafka.  A checkout the

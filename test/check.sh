@@ -11,7 +11,8 @@
 #   3. Perl TAP tests (test/t/) with PostgreSQL::Test::Cluster, which
 #      start their own servers and, for fault tests, a 3-node Kafka
 #   4. client programs (test/clients/) driving the functions through
-#      node-postgres, pgx, psycopg 3 and pgJDBC, against the server of 2
+#      node-postgres, pgx, psycopg 3, asyncpg and pgJDBC, against the
+#      server of 2
 #
 # and, first, the unit test of the index structures (test/unit/), under
 # valgrind.

@@ -2,9 +2,9 @@
 #
 # clients.sh: kvstore's functions driven through the drivers applications
 # use, with plain parameters and no casts: node-postgres (node/), pgx
-# (go/), psycopg 3 (python/) and pgJDBC (java/).  Each program prints TAP;
-# so does readme.pl, which checks that the README's examples are excerpts
-# of these programs.
+# (go/), psycopg 3 and asyncpg (python/) and pgJDBC (java/).  Each program
+# prints TAP; so does readme.pl, which checks that the README's examples
+# are excerpts of these programs.
 #
 #   clients.sh fetch          install each driver at its pinned version
 #                             (package-lock.json, go.sum, requirements.txt,
@@ -90,7 +90,8 @@ run() {
 	export DATABASE_URL="postgresql://postgres@127.0.0.1:$port/$db"
 	export JDBC_DATABASE_URL="jdbc:postgresql://127.0.0.1:$port/$db?user=postgres"
 	prove --exec "$here/clients.sh exec" \
-		"$here/node/client.js" "$here/go/main.go" "$here/python/client.py" "$here/java/Client.java" \
+		"$here/node/client.js" "$here/go/main.go" "$here/python/client.py" \
+		"$here/python/client_asyncpg.py" "$here/java/Client.java" \
 		"$here/readme.pl"
 }
 

@@ -82,6 +82,19 @@ func main() {
 	// ==================================================================
 	// text keys and values
 	// ==================================================================
+	check("kv_create_topic creates the topic once", func() error {
+		var created, again bool
+		err = db.QueryRow(ctx, "SELECT kv_create_topic($1)", topic).Scan(&created)
+		if err != nil {
+			return err
+		}
+		err = db.QueryRow(ctx, "SELECT kv_create_topic($1)", topic).Scan(&again)
+		if err != nil {
+			return err
+		}
+		return expect([]bool{created, again}, []bool{true, false})
+	})
+
 	check("kv_put with strings returns the offset", func() error {
 		err = db.QueryRow(ctx, "SELECT kv_put($1, $2, $3)", topic, "user:1", "alice").Scan(&first)
 		if err != nil {
@@ -260,6 +273,17 @@ func main() {
 		return nil
 	})
 
+	check("kv_checksum: the applied offset and the key count", func() error {
+		var applied, keys int64
+		if err := db.QueryRow(ctx, "SELECT applied_offset, keys FROM kv_checksum($1)", topic).Scan(&applied, &keys); err != nil {
+			return err
+		}
+		if applied <= first {
+			return fmt.Errorf("applied offset %d after %d", applied, first)
+		}
+		return expect(keys, int64(4))
+	})
+
 	// ==================================================================
 	// errors: the SQLSTATE reaches the caller as (*pgconn.PgError).Code
 	// ==================================================================
@@ -276,6 +300,10 @@ func main() {
 			return err
 		}
 		return expect(sqlstate(ctx, db, "SELECT kv_get($1, $2)", topic, "bin"), "22021")
+	})
+
+	check("an unknown topic fails with 42704", func() error {
+		return expect(sqlstate(ctx, db, "SELECT kv_get($1, $2)", topic+"_absent", "k"), "42704")
 	})
 
 	check("an invalid topic name fails with 42602", func() error {

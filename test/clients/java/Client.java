@@ -90,6 +90,13 @@ public class Client {
         // ==============================================================
         // text keys and values
         // ==============================================================
+        check("kv_create_topic creates the topic once", () -> {
+            PreparedStatement create = db.prepareStatement("SELECT kv_create_topic(?)");
+            create.setString(1, topic);
+            expect(rows(create), List.of("t"));
+            expect(rows(create), List.of("f"));
+        });
+
         check("kv_put with strings returns the offset", () -> {
             PreparedStatement put = db.prepareStatement("SELECT kv_put(?, ?, ?)");
             put.setString(1, topic);
@@ -241,6 +248,17 @@ public class Client {
             }
         });
 
+        check("kv_checksum: the applied offset and the key count", () -> {
+            PreparedStatement checksum = db.prepareStatement("SELECT applied_offset, keys FROM kv_checksum(?)");
+            checksum.setString(1, topic);
+            try (ResultSet rs = checksum.executeQuery()) {
+                rs.next();
+                if (rs.getLong(1) <= first)
+                    throw new AssertionError("applied offset " + rs.getLong(1) + " after " + first);
+                expect(rs.getLong(2), 4L);
+            }
+        });
+
         // ==============================================================
         // errors: the SQLSTATE reaches the caller as getSQLState()
         // ==============================================================
@@ -269,6 +287,13 @@ public class Client {
             get.setString(1, topic);
             get.setString(2, "bin");
             expect(sqlstate(get), "22021");
+        });
+
+        check("an unknown topic fails with 42704", () -> {
+            PreparedStatement get = db.prepareStatement("SELECT kv_get(?, ?)");
+            get.setString(1, topic + "_absent");
+            get.setString(2, "k");
+            expect(sqlstate(get), "42704");
         });
 
         check("an invalid topic name fails with 42602", () -> {

@@ -47,6 +47,13 @@ async function main() {
   // ==================================================================
   // text keys and values
   // ==================================================================
+  await check('kv_create_topic creates the topic once', async () => {
+    const created = await db.query('SELECT kv_create_topic($1) AS created', [topic]);
+    assert.equal(created.rows[0].created, true);
+    const again = await db.query('SELECT kv_create_topic($1) AS created', [topic]);
+    assert.equal(again.rows[0].created, false);
+  });
+
   await check('kv_put with strings returns the offset', async () => {
     const put = await db.query('SELECT kv_put($1, $2, $3) AS "offset"', [topic, 'user:1', 'alice']);
     first = BigInt(put.rows[0].offset); // bigint arrives as a string
@@ -139,6 +146,12 @@ async function main() {
     assert.ok(BigInt(res.rows[0].offset) > first);
   });
 
+  await check('kv_checksum: the applied offset and the key count', async () => {
+    const res = await db.query('SELECT applied_offset, keys FROM kv_checksum($1)', [topic]);
+    assert.ok(BigInt(res.rows[0].applied_offset) > first);
+    assert.equal(res.rows[0].keys, '4');
+  });
+
   // ==================================================================
   // errors: the SQLSTATE reaches the caller as err.code
   // ==================================================================
@@ -153,6 +166,10 @@ async function main() {
   await check('a binary value read as text fails with 22021', async () => {
     await db.query('SELECT kv_put_bytea($1, $2, $3)', [topic, Buffer.from('bin'), Buffer.from([0xff])]);
     assert.equal(await sqlstate(db, 'SELECT kv_get($1, $2)', [topic, 'bin']), '22021');
+  });
+
+  await check('an unknown topic fails with 42704', async () => {
+    assert.equal(await sqlstate(db, 'SELECT kv_get($1, $2)', [topic + '_absent', 'k']), '42704');
   });
 
   await check('an invalid topic name fails with 42602', async () => {

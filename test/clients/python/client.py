@@ -52,6 +52,13 @@ first = None
 # ======================================================================
 
 
+@check("kv_create_topic creates the topic once")
+def _():
+    (created,) = db.execute("SELECT kv_create_topic(%s)", (topic,)).fetchone()
+    (again,) = db.execute("SELECT kv_create_topic(%s)", (topic,)).fetchone()
+    assert (created, again) == (True, False), (created, again)
+
+
 @check("kv_put with strings returns the offset")
 def _():
     global first
@@ -152,6 +159,13 @@ def _():
     assert offset > first, offset
 
 
+@check("kv_checksum: the applied offset and the key count")
+def _():
+    (applied, keys) = db.execute("SELECT applied_offset, keys FROM kv_checksum(%s)", (topic,)).fetchone()
+    assert applied > first, applied
+    assert keys == 4, keys
+
+
 # ======================================================================
 # errors: the SQLSTATE reaches the caller as err.sqlstate
 # ======================================================================
@@ -171,6 +185,11 @@ def _():
 def _():
     db.execute("SELECT kv_put_bytea(%s, %s, %s)", (topic, b"bin", b"\xff"))
     assert sqlstate(db, "SELECT kv_get(%s, %s)", (topic, "bin")) == "22021"
+
+
+@check("an unknown topic fails with 42704")
+def _():
+    assert sqlstate(db, "SELECT kv_get(%s, %s)", (topic + "_absent", "k")) == "42704"
 
 
 @check("an invalid topic name fails with 42602")

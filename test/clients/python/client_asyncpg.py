@@ -53,6 +53,10 @@ async def main():
     # ==================================================================
     # text keys and values
     # ==================================================================
+    async def create_topic():
+        assert await db.fetchval("SELECT kv_create_topic($1)", topic) is True
+        assert await db.fetchval("SELECT kv_create_topic($1)", topic) is False
+
     async def put():
         nonlocal first
         first = await db.fetchval("SELECT kv_put($1, $2, $3)", topic, "user:1", "alice")
@@ -115,6 +119,11 @@ async def main():
     async def sync():
         assert await db.fetchval("SELECT kv_sync($1)", topic) > first
 
+    async def checksum():
+        row = await db.fetchrow("SELECT applied_offset, keys FROM kv_checksum($1)", topic)
+        assert row["applied_offset"] > first, row
+        assert row["keys"] == 4, row
+
     # ==================================================================
     # errors: the SQLSTATE reaches the caller as err.sqlstate
     # ==================================================================
@@ -128,9 +137,13 @@ async def main():
         await db.execute("SELECT kv_put_bytea($1, $2, $3)", topic, b"bin", b"\xff")
         assert await sqlstate(db, "SELECT kv_get($1, $2)", topic, "bin") == "22021"
 
+    async def unknown_topic():
+        assert await sqlstate(db, "SELECT kv_get($1, $2)", topic + "_absent", "k") == "42704"
+
     async def bad_topic():
         assert await sqlstate(db, "SELECT kv_get($1, $2)", "no spaces", "k") == "42602"
 
+    await check("kv_create_topic creates the topic once", create_topic())
     await check("kv_put with strings returns the offset", put())
     await check("kv_get reads the value back", get())
     await check("kv_exists and kv_get of an absent key", exists())
@@ -144,9 +157,11 @@ async def main():
     await check("kv_put_many_bytea with two lists of bytes", put_many_bytea())
     await check("kv_range_bytea and kv_delete_bytea", range_delete_bytea())
     await check("kv_sync returns the end offset", sync())
+    await check("kv_checksum: the applied offset and the key count", checksum())
     await check("a null key fails with 22004", null_key())
     await check("an empty key fails with 22023", empty_key())
     await check("a binary value read as text fails with 22021", not_text())
+    await check("an unknown topic fails with 42704", unknown_topic())
     await check("an invalid topic name fails with 42602", bad_topic())
 
     # ==================================================================

@@ -35,7 +35,7 @@ fetch_node() {
 	rm -rf "$dir"
 	mkdir -p "$dir"
 	cp "$here/node/package.json" "$here/node/package-lock.json" "$dir/"
-	(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+	(cd "$dir" && npm ci --no-audit --no-fund --silent)
 }
 
 fetch_go() {

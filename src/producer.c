@@ -227,7 +227,12 @@ get_producer(bool transactional)
 	conf = KvKafkaConfNew(transactional ? "txn" : "producer");
 	KvKafkaConfSet(conf, "enable.idempotence", "true");
 	KvKafkaConfSet(conf, "acks", "all");
-	KvKafkaConfSet(conf, "linger.ms", transactional ? "5" : "0");
+	/*
+	 * No lingering: a write hands all its records over before it waits, so
+	 * they leave in one request anyway, and a transaction's records wait
+	 * for the partition's registration with the transaction meanwhile.
+	 */
+	KvKafkaConfSet(conf, "linger.ms", "0");
 	if (transactional)
 	{
 		transactional_id(value, sizeof(value));

@@ -69,6 +69,7 @@ typedef struct KvWrite
 	bool		active;			/* between KvProducerBegin and Commit/Abort */
 	bool		atomic;			/* a Kafka transaction is open */
 	rd_kafka_t *rk;				/* the producer it uses */
+	rd_kafka_topic_t *rkt;		/* the producer's handle on the topic */
 	KvTopicRef *ref;
 	char		topic[KV_MAX_TOPIC_NAME + 1];
 	uint64		request;		/* id carried by each record's opaque */
@@ -102,6 +103,7 @@ static rd_kafka_t *get_producer(bool transactional);
 static void transactional_id(char *buf, size_t size);
 static void init_transactions(rd_kafka_t *rk);
 static void destroy_producer(rd_kafka_t **slot);
+static void release_topic(void);
 static void drop_if_fatal(void);
 static void producer_exit(int code, Datum arg);
 static void kv_xact_callback(XactEvent event, void *arg);
@@ -227,7 +229,12 @@ get_producer(bool transactional)
 	conf = KvKafkaConfNew(transactional ? "txn" : "producer");
 	KvKafkaConfSet(conf, "enable.idempotence", "true");
 	KvKafkaConfSet(conf, "acks", "all");
-	KvKafkaConfSet(conf, "linger.ms", transactional ? "5" : "0");
+	/*
+	 * No lingering: a write hands all its records over before it waits, so
+	 * they leave in one request anyway, and a transaction's records wait
+	 * for the partition's registration with the transaction meanwhile.
+	 */
+	KvKafkaConfSet(conf, "linger.ms", "0");
 	if (transactional)
 	{
 		transactional_id(value, sizeof(value));
@@ -271,6 +278,7 @@ destroy_producer(rd_kafka_t **slot)
 		return;
 	if (cur.rk == *slot)
 	{
+		release_topic();
 		cur.active = false;
 		cur.atomic = false;
 		cur.rk = NULL;
@@ -278,6 +286,17 @@ destroy_producer(rd_kafka_t **slot)
 	rd_kafka_purge(*slot, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_NON_BLOCKING);
 	rd_kafka_destroy(*slot);
 	*slot = NULL;
+}
+
+/* Let go of the write's topic handle */
+static void
+release_topic(void)
+{
+	if (cur.rkt != NULL)
+	{
+		rd_kafka_topic_destroy(cur.rkt);
+		cur.rkt = NULL;
+	}
 }
 
 /* Replace the producers librdkafka declared fatally failed */
@@ -324,8 +343,8 @@ kv_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
  * KvProducerBegin
  *		Start a write to a topic: atomic writes open a Kafka transaction.
  *
- * Waits for the topic to be ready first, so that a write is not sent to
- * a topic this server cannot serve.
+ * Waits for the topic to be ready, so that a write is not sent to a topic
+ * this server cannot serve; the producer starts meanwhile.
  */
 void
 KvProducerBegin(KvTopicRef *ref, bool atomic)
@@ -338,8 +357,24 @@ KvProducerBegin(KvTopicRef *ref, bool atomic)
 				 errmsg("cannot write to topic \"%s\" while a write to topic \"%s\" is in progress",
 						ref->name, cur.topic),
 				 errdetail("A statement may write to one topic at a time.")));
-	KvTopicWaitReady(ref);
 	rk = get_producer(atomic);
+	cur.rk = rk;
+
+	/*
+	 * A topic handle: a producer that meets a topic for the first time
+	 * asks for its metadata at once, while the topic is made ready here.
+	 * A topic named only in rd_kafka_producev() is looked up by the
+	 * producer's scan of its topics, once a second, which holds the first
+	 * records up to a second.
+	 */
+	release_topic();
+	cur.rkt = rd_kafka_topic_new(rk, ref->name, NULL);
+	if (cur.rkt == NULL)
+		ereport(ERROR,
+				(errcode(KvKafkaSqlstate(rd_kafka_last_error())),
+				 errmsg("could not write to topic \"%s\"", ref->name),
+				 errdetail_internal("%s", rd_kafka_err2str(rd_kafka_last_error()))));
+	KvTopicWaitReady(ref);
 
 	cur.request = ++last_request;
 	cur.ref = ref;
@@ -350,7 +385,6 @@ KvProducerBegin(KvTopicRef *ref, bool atomic)
 	cur.err = RD_KAFKA_RESP_ERR_NO_ERROR;
 	cur.maybe_stored = false;
 	cur.max_offset = -1;
-	cur.rk = rk;
 
 	if (atomic)
 	{
@@ -380,7 +414,7 @@ KvProducerSend(const KvRecord *rec)
 	{
 		/* A non-NULL pointer with length 0 is an empty value, not a tombstone */
 		err = rd_kafka_producev(cur.rk,
-								RD_KAFKA_V_TOPIC(cur.topic),
+								RD_KAFKA_V_RKT(cur.rkt),
 								RD_KAFKA_V_PARTITION(0),
 								RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 								RD_KAFKA_V_KEY(rec->key, rec->keylen),
@@ -533,6 +567,7 @@ KvProducerCommit(void)
 		commit_transaction();
 
 	offset = cur.max_offset;
+	release_topic();
 	SpinLockAcquire(&cur.ref->topic->mutex);
 	cur.ref->topic->writes += cur.sent;
 	SpinLockRelease(&cur.ref->topic->mutex);
@@ -556,6 +591,7 @@ KvProducerAbort(void)
 {
 	bool		atomic = cur.atomic;
 
+	release_topic();
 	if (!cur.active)
 		return;
 	cur.active = false;

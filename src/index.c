@@ -2,36 +2,56 @@
  *
  * index.c
  *		  The index of one topic: a hash table and a skip list over entries
- *		  in the shared dsa_area
+ *		  kept in chunks of the shared dsa_area
  *
- * Every live key has one entry, a single dsa allocation laid out as
+ * Every live key has one entry, laid out as
  *
- *		KvEntry header (32 bytes: hash chain link, hash, lengths, level,
- *						offset of the record that wrote it)
- *		next[level]		skip list forward pointers, 8 bytes each
+ *		KvEntry header (24 bytes: offset of the record that wrote it, key and
+ *						value lengths, hash chain link, level, place)
+ *		next[level]		skip list forward pointers, 4 bytes each
  *		key bytes
  *		value bytes
- *		slack			unused bytes, so that a value may change in place
+ *		unused bytes up to the end of its slot
+ *
+ * Entries refer to each other by KvRef, 4 bytes: the number of a chunk and
+ * the entry's offset in it.  A chunk is one allocation from the area, found
+ * by number in the index's chunk directory.  Entries up to 8 kB share
+ * chunks of 16 kB (while the index holds less than 1 MB) or 64 kB, cut in
+ * slots of one size class each: multiples of 8 bytes up to 256, then eight
+ * classes per doubling.  Each class keeps a list of its chunks that have a
+ * free slot; a chunk whose last slot is freed goes back to the area.  A
+ * larger entry gets a chunk of its own, rounded up to whole pages.
+ *
+ * Accounting: the area serves a request above 8 kB with whole 4 kB pages,
+ * and a smaller one from a size class, which holds exactly a power of two.
+ * This file only asks for chunks of whole pages above 8 kB and for
+ * directories and hash tables whose size is a power of two, so that
+ * index->bytes, the sum of its requests, is exactly what the area holds
+ * for the index: free slots and the unused end of slots included.
  *
  * Point look-ups go through a chained hash table: a power-of-two array of
- * dsa_pointers, allocated with the first key, doubled when there are more
- * keys than buckets and freed with the last key.  The hash of a key is kept
- * in its entry and compared before the key bytes.  Scans walk the skip list
- * (p = 1/4, at most KV_SKIPLIST_MAXLEVEL levels), which keeps the keys in
- * unsigned byte order, a key before the longer keys it is a prefix of.
+ * KvRefs, allocated with the first key, doubled when there are more keys
+ * than buckets and freed with the last key.  The hash is SipHash-1-3 keyed
+ * with 128 random bits drawn by KvIndexInit, so that no one who does not
+ * know the key can choose keys that share a bucket.  Its high 32 bits give
+ * an entry's level in the skip list (p = 1/4, at most KV_SKIPLIST_MAXLEVEL
+ * levels), so levels are just as unpredictable, and a key keeps its level
+ * whatever the order of the writes.  Scans walk the skip list, which keeps
+ * the keys in unsigned byte order, a key before the longer keys it is a
+ * prefix of.
  *
- * A new value is written over the old one when it fits in the entry and
- * leaves at most half of the entry unused; otherwise the key moves to a new
- * entry of the same level, linked where the old one was, and the old one is
- * freed.  A shrinking value that finds no memory for a smaller entry stays
- * in place, so only a new key or a growing value can run out of memory.
+ * A new value is written over the old one when it fits in the slot and
+ * leaves at most half of the slot unused; otherwise the key moves to a new
+ * slot, linked where the old one was at each of its levels, and the old one
+ * is freed.  A shrinking value that finds no memory for a smaller slot
+ * stays in place, so only a new key or a growing value can run out of
+ * memory.
  *
  * The area is bounded by kvstore.shared_memory and shared by every topic.
  * KvIndexApply allocates all it needs before it links anything in, so that
  * running out of memory leaves the index exactly as it was; only a failed
  * doubling of the hash table is not an error: the old table is kept, with
- * longer chains.  index->bytes counts the bytes requested from the area by
- * this index (entries and bucket array), not the area's own rounding.
+ * longer chains.
  *
  * Locking protocol: index.c takes no locks and uses no atomics; the caller
  * holds the topic's LWLock (KvTopic->lock, see shmem.c):
@@ -53,82 +73,271 @@
  */
 #include "postgres.h"
 
-#include "common/hashfn.h"
+#include "port/pg_bitutils.h"
+#include "port/pg_bswap.h"
 #include "utils/memutils.h"
 
 #include "kvstore.h"
+
+/* The area serves requests above this size with whole pages */
+#define KV_AREA_PAGE		4096
+#define KV_AREA_LARGEST_CLASS	8192
+
+/* A KvRef: chunk number in the high bits, offset / 8 in the low ones */
+#define KV_REF_OFFSET_BITS	13
+#define KV_MAX_CHUNKS		((uint32) 1 << (32 - KV_REF_OFFSET_BITS))
+#define KV_REF(id, off)		(((KvRef) (id) << KV_REF_OFFSET_BITS) | (KvRef) ((off) / 8))
+#define KV_REF_CHUNK(ref)	((uint32) ((ref) >> KV_REF_OFFSET_BITS))
+#define KV_REF_OFFSET(ref)	((uint32) ((ref) & ((1 << KV_REF_OFFSET_BITS) - 1)) * 8)
+
+/* Chunks of slots: small ones while the index is small */
+#define KV_CHUNK_SMALL		(16 * 1024)
+#define KV_CHUNK_LARGE		(64 * 1024)
+#define KV_SMALL_INDEX		(1024 * 1024)
+
+/* Entries larger than the largest size class get a chunk of their own */
+#define KV_SLOT_MAX			8192
 
 /* Buckets of the first hash table, and the most it may grow to */
 #define KV_INITIAL_BUCKETS	1024
 #define KV_MAX_BUCKETS		((uint32) 1 << 30)
 
-/* Most unused bytes an entry can record (the width of KvEntry.slack) */
-#define KV_MAX_SLACK		0xFFFFFF
+/* Slots of the first chunk directory */
+#define KV_INITIAL_CHUNKS	32
 
-/* Initial state of the skip list level generator; any nonzero value */
-#define KV_INITIAL_SEED		0x9E3779B9
+/*
+ * A free slot of the chunk directory holds the next free number, shifted
+ * left, with bit 0 set: a chunk's dsa_pointer is page aligned.
+ */
+#define KV_FREE_NUMBER(next)	(((dsa_pointer) (next) << 1) | 1)
+#define KV_IS_FREE_NUMBER(dp)	(((dp) & 1) != 0)
+#define KV_NEXT_FREE_NUMBER(dp) ((uint32) ((dp) >> 1))
+
+/*
+ * Head of every chunk.  The owner is a pointer into the main shared memory,
+ * which every process maps at the same address: it lets KvIndexNext, given
+ * only an entry, find the directory that resolves the entry's links.
+ */
+typedef struct KvChunk
+{
+	KvIndex    *index;			/* the index that owns the chunk */
+	uint32		size;			/* bytes of the chunk, this header included */
+	uint32		id;				/* its number in the directory */
+	int			sclass;			/* size class of its slots, or -1 for a
+								 * chunk holding one large entry */
+	uint32		nused;			/* slots in use */
+	uint32		free;			/* offset of the first freed slot, or 0 */
+	uint32		fresh;			/* offset of the first slot never used */
+	uint32		prev;			/* neighbours in the list of chunks of the */
+	uint32		next;			/* same class with a free slot; 0 ends */
+} KvChunk;
+
+#define KV_CHUNK_HEADER		MAXALIGN(sizeof(KvChunk))
 
 typedef struct KvEntry
 {
-	dsa_pointer hash_next;		/* next entry in the same bucket */
-	uint32		hash;			/* hash_bytes() of the key */
+	int64		offset;			/* offset of the record that wrote it */
 	uint32		keylen;			/* bytes of the key */
 	uint32		vallen;			/* bytes of the value; 0 is a real value */
-	unsigned	slack:24,		/* unused bytes after the value */
-				level:8;		/* forward pointers, 1..KV_SKIPLIST_MAXLEVEL */
-	int64		offset;			/* offset of the record that wrote it */
-	dsa_pointer next[FLEXIBLE_ARRAY_MEMBER];	/* skip list forward pointers */
-	/* key bytes, value bytes and slack follow next[level - 1] */
+	KvRef		hash_next;		/* next entry in the same bucket */
+	unsigned	level:8,		/* forward pointers, 1..KV_SKIPLIST_MAXLEVEL */
+				place:24;		/* offset of the entry in its chunk / 8 */
+	KvRef		next[FLEXIBLE_ARRAY_MEMBER];	/* skip list forward pointers */
+	/* key bytes and value bytes follow next[level - 1] */
 } KvEntry;
 
 #define entry_key(e)	((char *) &(e)->next[(e)->level])
 #define entry_value(e)	(entry_key(e) + (e)->keylen)
 
-static inline KvEntry *entry_at(dsa_area *area, dsa_pointer p);
-static inline Size entry_size(const KvEntry *e);
+static inline uint64 siphash(const uint64 key[2], const char *data, Size len,
+							 int crounds, int drounds);
+static inline uint64 key_hash(const KvIndex *index, const char *key,
+							  uint32 keylen);
+static inline int hash_level(uint64 hash);
+static inline Size class_size(int sclass);
+static inline int size_class(Size size);
 static inline int alloc_flags(Size size);
+static inline dsa_pointer *directory(dsa_area *area, KvIndex *index);
+static inline KvChunk *chunk_at(dsa_area *area, KvIndex *index, uint32 id);
+static inline dsa_pointer ref_pointer(dsa_area *area, KvIndex *index,
+									  KvRef ref);
+static inline KvEntry *entry_at(dsa_area *area, KvIndex *index, KvRef ref);
+static inline Size entry_size(int level, uint32 keylen, uint32 vallen);
 static inline int key_compare(const char *a, uint32 alen,
 							  const char *b, uint32 blen);
-static int	random_level(uint32 *seed);
+static bool grow_directory(dsa_area *area, KvIndex *index);
+static void free_directory(dsa_area *area, KvIndex *index);
+static KvChunk *chunk_new(dsa_area *area, KvIndex *index, Size size,
+						  int sclass);
+static void chunk_free(dsa_area *area, KvIndex *index, KvChunk *chunk);
+static inline bool chunk_has_room(const KvChunk *chunk);
+static void partial_push(dsa_area *area, KvIndex *index, KvChunk *chunk);
+static void partial_remove(dsa_area *area, KvIndex *index, KvChunk *chunk);
+static KvEntry *slot_alloc(dsa_area *area, KvIndex *index, Size size,
+						   KvRef *ref);
+static void slot_free(dsa_area *area, KvIndex *index, KvRef ref);
+static Size slot_capacity(dsa_area *area, KvIndex *index, KvRef ref);
 static KvEntry *hash_find(dsa_area *area, KvIndex *index, const char *key,
-						  uint32 keylen, uint32 hash, dsa_pointer **slot);
-static dsa_pointer skiplist_descend(dsa_area *area, KvIndex *index,
-									const char *key, uint32 keylen,
-									bool inclusive, dsa_pointer **preds);
+						  uint32 keylen, uint64 hash, KvRef **slot);
+static KvRef skiplist_descend(dsa_area *area, KvIndex *index,
+							  const char *key, uint32 keylen,
+							  bool inclusive, KvRef **preds);
 static bool grow_buckets(dsa_area *area, KvIndex *index);
 static void free_buckets(dsa_area *area, KvIndex *index);
-static dsa_pointer entry_alloc(dsa_area *area, int level, uint32 hash,
-							   const KvRecord *rec, int64 offset);
-static bool fits_in_place(const KvEntry *e, uint32 vallen);
+static KvEntry *entry_alloc(dsa_area *area, KvIndex *index, int level,
+							const KvRecord *rec, int64 offset, KvRef *ref);
 static void write_in_place(KvEntry *e, const KvRecord *rec, int64 offset);
 static bool insert_key(dsa_area *area, KvIndex *index, const KvRecord *rec,
-					   uint32 hash, int64 offset);
+					   uint64 hash, int64 offset);
 static bool replace_value(dsa_area *area, KvIndex *index, KvEntry *old,
-						  dsa_pointer *slot, const KvRecord *rec,
-						  int64 offset);
+						  KvRef *slot, const KvRecord *rec, int64 offset);
 static void delete_key(dsa_area *area, KvIndex *index, const KvRecord *rec);
 static inline void fill_view(KvEntry *e, KvEntryView *view);
 
-/* The entry a dsa_pointer designates */
-static inline KvEntry *
-entry_at(dsa_area *area, dsa_pointer p)
+/* One SipRound over the state v0..v3 */
+#define ROTL64(x, b)	(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIP_ROUND(v0, v1, v2, v3) \
+	do { \
+		(v0) += (v1); (v1) = ROTL64(v1, 13); (v1) ^= (v0); (v0) = ROTL64(v0, 32); \
+		(v2) += (v3); (v3) = ROTL64(v3, 16); (v3) ^= (v2); \
+		(v0) += (v3); (v3) = ROTL64(v3, 21); (v3) ^= (v0); \
+		(v2) += (v1); (v1) = ROTL64(v1, 17); (v1) ^= (v2); (v2) = ROTL64(v2, 32); \
+	} while (0)
+
+/*
+ * SipHash-c-d of data under a 128-bit key (Aumasson and Bernstein, 2012):
+ * the message is absorbed in little-endian 64-bit words, c rounds each, the
+ * last word carrying the length in its top byte; d rounds finish.
+ */
+static inline uint64
+siphash(const uint64 key[2], const char *data, Size len, int crounds,
+		int drounds)
 {
-	return (KvEntry *) dsa_get_address(area, p);
+	uint64		v0 = key[0] ^ UINT64CONST(0x736f6d6570736575);
+	uint64		v1 = key[1] ^ UINT64CONST(0x646f72616e646f6d);
+	uint64		v2 = key[0] ^ UINT64CONST(0x6c7967656e657261);
+	uint64		v3 = key[1] ^ UINT64CONST(0x7465646279746573);
+	const char *end = data + (len & ~(Size) 7);
+	uint64		m;
+
+	for (; data < end; data += 8)
+	{
+		memcpy(&m, data, 8);
+#ifdef WORDS_BIGENDIAN
+		m = pg_bswap64(m);
+#endif
+		v3 ^= m;
+		for (int i = 0; i < crounds; i++)
+			SIP_ROUND(v0, v1, v2, v3);
+		v0 ^= m;
+	}
+
+	m = (uint64) (len & 0xff) << 56;
+	for (int i = 0; i < (int) (len & 7); i++)
+		m |= (uint64) (unsigned char) data[i] << (8 * i);
+	v3 ^= m;
+	for (int i = 0; i < crounds; i++)
+		SIP_ROUND(v0, v1, v2, v3);
+	v0 ^= m;
+
+	v2 ^= 0xff;
+	for (int i = 0; i < drounds; i++)
+		SIP_ROUND(v0, v1, v2, v3);
+	return v0 ^ v1 ^ v2 ^ v3;
 }
 
-/* Bytes of an entry's allocation, as counted in index->bytes */
-static inline Size
-entry_size(const KvEntry *e)
+/* The keyed hash of a key in this index */
+static inline uint64
+key_hash(const KvIndex *index, const char *key, uint32 keylen)
 {
-	return offsetof(KvEntry, next) + sizeof(dsa_pointer) * e->level +
-		(Size) e->keylen + e->vallen + e->slack;
+	return siphash(index->hash_key, key, keylen, 1, 3);
+}
+
+/* Level of a key: 1, plus one more with probability 1/4 each time */
+static inline int
+hash_level(uint64 hash)
+{
+	uint32		x = (uint32) (hash >> 32);
+	int			level = 1;
+
+	while ((x & 3) == 0 && level < KV_SKIPLIST_MAXLEVEL)
+	{
+		level++;
+		x >>= 2;
+	}
+	return level;
+}
+
+/* Bytes of the slots of a size class */
+static inline Size
+class_size(int sclass)
+{
+	int			k;
+
+	if (sclass < 32)
+		return (Size) (sclass + 1) * 8;
+	k = (sclass - 32) / 8;
+	return ((Size) 256 << k) + (Size) ((sclass - 32) % 8 + 1) * ((Size) 32 << k);
+}
+
+/* The smallest size class whose slots hold size bytes, up to KV_SLOT_MAX */
+static inline int
+size_class(Size size)
+{
+	int			k;
+
+	Assert(size > 0 && size <= KV_SLOT_MAX);
+	if (size <= 256)
+		return (int) ((size + 7) / 8) - 1;
+	/* size - 1 is in [256 << k, 512 << k) */
+	k = pg_leftmost_one_pos32((uint32) (size - 1)) - 8;
+	return 32 + 8 * k + (int) ((size - 1 - ((Size) 256 << k)) / ((Size) 32 << k));
 }
 
 /* Allocation flags: never fail hard, allow more than 1GB if asked */
 static inline int
 alloc_flags(Size size)
 {
+	/* Only sizes the area holds without rounding, see the banner */
+	Assert(size > KV_AREA_LARGEST_CLASS ? size % KV_AREA_PAGE == 0 :
+		   (size & (size - 1)) == 0);
 	return DSA_ALLOC_NO_OOM | (AllocSizeIsValid(size) ? 0 : DSA_ALLOC_HUGE);
+}
+
+/* The chunk directory */
+static inline dsa_pointer *
+directory(dsa_area *area, KvIndex *index)
+{
+	return (dsa_pointer *) dsa_get_address(area, index->chunks);
+}
+
+/* The chunk of a number */
+static inline KvChunk *
+chunk_at(dsa_area *area, KvIndex *index, uint32 id)
+{
+	return (KvChunk *) dsa_get_address(area, directory(area, index)[id]);
+}
+
+/* The dsa_pointer of an entry */
+static inline dsa_pointer
+ref_pointer(dsa_area *area, KvIndex *index, KvRef ref)
+{
+	return directory(area, index)[KV_REF_CHUNK(ref)] + KV_REF_OFFSET(ref);
+}
+
+/* The entry a KvRef designates */
+static inline KvEntry *
+entry_at(dsa_area *area, KvIndex *index, KvRef ref)
+{
+	return (KvEntry *) dsa_get_address(area, ref_pointer(area, index, ref));
+}
+
+/* Bytes an entry uses */
+static inline Size
+entry_size(int level, uint32 keylen, uint32 vallen)
+{
+	return offsetof(KvEntry, next) + sizeof(KvRef) * level +
+		(Size) keylen + vallen;
 }
 
 /* Unsigned byte order, a shorter key before the keys it prefixes */
@@ -142,24 +351,241 @@ key_compare(const char *a, uint32 alen, const char *b, uint32 blen)
 	return (alen > blen) - (alen < blen);
 }
 
-/* Level of a new entry: 1, plus one more with probability 1/4 each time */
-static int
-random_level(uint32 *seed)
+/* Double the chunk directory, or make the first one; false if no memory */
+static bool
+grow_directory(dsa_area *area, KvIndex *index)
 {
-	uint32		x = *seed;
-	int			level = 1;
+	uint32		n = index->nchunks == 0 ? KV_INITIAL_CHUNKS : index->nchunks * 2;
+	Size		size = sizeof(dsa_pointer) * (Size) n;
+	dsa_pointer newp;
 
-	/* xorshift32: never yields 0 from a nonzero state, so the loop ends */
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	*seed = x;
-	while ((x & 3) == 0 && level < KV_SKIPLIST_MAXLEVEL)
+	if (n > KV_MAX_CHUNKS)
+		return false;
+	newp = dsa_allocate_extended(area, size, alloc_flags(size));
+	if (!DsaPointerIsValid(newp))
+		return false;
+
+	if (index->nchunks == 0)
+		index->chunks_used = 1;	/* number 0 is never handed out */
+	else
 	{
-		level++;
-		x >>= 2;
+		memcpy(dsa_get_address(area, newp), directory(area, index),
+			   sizeof(dsa_pointer) * (Size) index->chunks_used);
+		dsa_free(area, index->chunks);
+		index->bytes -= sizeof(dsa_pointer) * (Size) index->nchunks;
 	}
-	return level;
+	index->chunks = newp;
+	index->nchunks = n;
+	index->bytes += size;
+	return true;
+}
+
+/* Free the chunk directory, which lists no chunk any more */
+static void
+free_directory(dsa_area *area, KvIndex *index)
+{
+	Assert(index->chunks_live == 0);
+	dsa_free(area, index->chunks);
+	index->bytes -= sizeof(dsa_pointer) * (Size) index->nchunks;
+	index->chunks = InvalidDsaPointer;
+	index->nchunks = 0;
+	index->chunks_used = 0;
+	index->free_chunk = 0;
+}
+
+/*
+ * A new chunk of size bytes with a number in the directory, or NULL when
+ * out of memory; nothing is changed then.
+ */
+static KvChunk *
+chunk_new(dsa_area *area, KvIndex *index, Size size, int sclass)
+{
+	dsa_pointer p;
+	uint32		id;
+	KvChunk    *chunk;
+
+	p = dsa_allocate_extended(area, size, alloc_flags(size));
+	if (!DsaPointerIsValid(p))
+		return NULL;
+
+	if (index->free_chunk != 0)
+	{
+		id = index->free_chunk;
+		index->free_chunk = KV_NEXT_FREE_NUMBER(directory(area, index)[id]);
+	}
+	else
+	{
+		if (index->chunks_used == index->nchunks &&
+			!grow_directory(area, index))
+		{
+			dsa_free(area, p);
+			return NULL;
+		}
+		id = index->chunks_used++;
+	}
+	directory(area, index)[id] = p;
+	index->chunks_live++;
+	index->bytes += size;
+
+	chunk = (KvChunk *) dsa_get_address(area, p);
+	chunk->index = index;
+	chunk->size = (uint32) size;
+	chunk->id = id;
+	chunk->sclass = sclass;
+	chunk->nused = 0;
+	chunk->free = 0;
+	chunk->fresh = KV_CHUNK_HEADER;
+	chunk->prev = 0;
+	chunk->next = 0;
+	return chunk;
+}
+
+/* Give a chunk back to the area; the last one takes the directory along */
+static void
+chunk_free(dsa_area *area, KvIndex *index, KvChunk *chunk)
+{
+	dsa_pointer *dir = directory(area, index);
+	uint32		id = chunk->id;
+
+	index->bytes -= chunk->size;
+	dsa_free(area, dir[id]);
+	dir[id] = KV_FREE_NUMBER(index->free_chunk);
+	index->free_chunk = id;
+	if (--index->chunks_live == 0)
+		free_directory(area, index);
+}
+
+/* Whether a chunk of slots has one free */
+static inline bool
+chunk_has_room(const KvChunk *chunk)
+{
+	return chunk->free != 0 ||
+		chunk->fresh + class_size(chunk->sclass) <= chunk->size;
+}
+
+/* Put a chunk at the head of its class's list of chunks with room */
+static void
+partial_push(dsa_area *area, KvIndex *index, KvChunk *chunk)
+{
+	uint32		head = index->partial[chunk->sclass];
+
+	chunk->prev = 0;
+	chunk->next = head;
+	if (head != 0)
+		chunk_at(area, index, head)->prev = chunk->id;
+	index->partial[chunk->sclass] = chunk->id;
+}
+
+/* Take a chunk off its class's list of chunks with room */
+static void
+partial_remove(dsa_area *area, KvIndex *index, KvChunk *chunk)
+{
+	if (chunk->prev != 0)
+		chunk_at(area, index, chunk->prev)->next = chunk->next;
+	else
+		index->partial[chunk->sclass] = chunk->next;
+	if (chunk->next != 0)
+		chunk_at(area, index, chunk->next)->prev = chunk->prev;
+	chunk->prev = 0;
+	chunk->next = 0;
+}
+
+/*
+ * A slot of at least size bytes for a new entry, its place set; NULL when
+ * out of memory, with nothing changed.  *ref is set to the slot's KvRef.
+ */
+static KvEntry *
+slot_alloc(dsa_area *area, KvIndex *index, Size size, KvRef *ref)
+{
+	KvChunk    *chunk;
+	uint32		off;
+	KvEntry    *e;
+
+	if (size > KV_SLOT_MAX)
+	{
+		Size		chunk_size = TYPEALIGN(KV_AREA_PAGE, KV_CHUNK_HEADER + size);
+
+		if (chunk_size > PG_UINT32_MAX)
+			return NULL;
+		chunk = chunk_new(area, index, chunk_size, -1);
+		if (chunk == NULL)
+			return NULL;
+		off = chunk->fresh;
+		chunk->fresh = chunk->size;
+		chunk->nused = 1;
+	}
+	else
+	{
+		int			sclass = size_class(size);
+
+		if (index->partial[sclass] != 0)
+			chunk = chunk_at(area, index, index->partial[sclass]);
+		else
+		{
+			chunk = chunk_new(area, index,
+							  index->bytes < KV_SMALL_INDEX ?
+							  KV_CHUNK_SMALL : KV_CHUNK_LARGE, sclass);
+			if (chunk == NULL)
+				return NULL;
+			partial_push(area, index, chunk);
+		}
+		if (chunk->free != 0)
+		{
+			off = chunk->free;
+			chunk->free = *(uint32 *) ((char *) chunk + off);
+		}
+		else
+		{
+			off = chunk->fresh;
+			chunk->fresh += class_size(sclass);
+		}
+		chunk->nused++;
+		if (!chunk_has_room(chunk))
+			partial_remove(area, index, chunk);
+	}
+
+	*ref = KV_REF(chunk->id, off);
+	e = (KvEntry *) ((char *) chunk + off);
+	e->place = off / 8;
+	return e;
+}
+
+/* Free the slot of an unlinked entry, and its chunk if it was the last */
+static void
+slot_free(dsa_area *area, KvIndex *index, KvRef ref)
+{
+	KvChunk    *chunk = chunk_at(area, index, KV_REF_CHUNK(ref));
+	uint32		off = KV_REF_OFFSET(ref);
+	bool		had_room;
+
+	if (chunk->sclass < 0)
+	{
+		chunk_free(area, index, chunk);
+		return;
+	}
+	had_room = chunk_has_room(chunk);
+	if (--chunk->nused == 0)
+	{
+		if (had_room)
+			partial_remove(area, index, chunk);
+		chunk_free(area, index, chunk);
+		return;
+	}
+	*(uint32 *) ((char *) chunk + off) = chunk->free;
+	chunk->free = off;
+	if (!had_room)
+		partial_push(area, index, chunk);
+}
+
+/* Bytes of the slot an entry occupies */
+static Size
+slot_capacity(dsa_area *area, KvIndex *index, KvRef ref)
+{
+	KvChunk    *chunk = chunk_at(area, index, KV_REF_CHUNK(ref));
+
+	if (chunk->sclass < 0)
+		return chunk->size - KV_CHUNK_HEADER;
+	return class_size(chunk->sclass);
 }
 
 /*
@@ -168,20 +594,19 @@ random_level(uint32 *seed)
  */
 static KvEntry *
 hash_find(dsa_area *area, KvIndex *index, const char *key, uint32 keylen,
-		  uint32 hash, dsa_pointer **slot)
+		  uint64 hash, KvRef **slot)
 {
-	dsa_pointer *link;
+	KvRef	   *link;
 
 	if (index->nbuckets == 0)
 		return NULL;
-	link = (dsa_pointer *) dsa_get_address(area, index->buckets);
-	link += hash & (index->nbuckets - 1);
-	while (DsaPointerIsValid(*link))
+	link = (KvRef *) dsa_get_address(area, index->buckets);
+	link += (uint32) hash & (index->nbuckets - 1);
+	while (*link != 0)
 	{
-		KvEntry    *e = entry_at(area, *link);
+		KvEntry    *e = entry_at(area, index, *link);
 
-		if (e->hash == hash && e->keylen == keylen &&
-			memcmp(entry_key(e), key, keylen) == 0)
+		if (e->keylen == keylen && memcmp(entry_key(e), key, keylen) == 0)
 		{
 			if (slot != NULL)
 				*slot = link;
@@ -194,29 +619,29 @@ hash_find(dsa_area *area, KvIndex *index, const char *key, uint32 keylen,
 
 /*
  * Walk down the skip list to the first entry whose key is >= key
- * (inclusive) or > key (exclusive), and return it, or InvalidDsaPointer at
- * the end.  If preds is not NULL, preds[i] is set for every level i in use
- * to the forward pointer at level i that leads to that entry: the place to
- * link a new entry in, or to unlink the returned one from.
+ * (inclusive) or > key (exclusive), and return it, or 0 at the end.  If
+ * preds is not NULL, preds[i] is set for every level i in use to the
+ * forward pointer at level i that leads to that entry: the place to link a
+ * new entry in, or to unlink the returned one from.
  *
  * An entry that stopped the walk at one level is not compared again when
  * it is met at the levels below.
  */
-static dsa_pointer
+static KvRef
 skiplist_descend(dsa_area *area, KvIndex *index, const char *key,
-				 uint32 keylen, bool inclusive, dsa_pointer **preds)
+				 uint32 keylen, bool inclusive, KvRef **preds)
 {
-	dsa_pointer *forward = index->head;
-	dsa_pointer stop = InvalidDsaPointer;
+	KvRef	   *forward = index->head;
+	KvRef		stop = 0;
 	int			threshold = inclusive ? 0 : 1;
 
 	for (int i = index->level - 1; i >= 0; i--)
 	{
-		dsa_pointer p;
+		KvRef		p;
 
-		while (DsaPointerIsValid(p = forward[i]) && p != stop)
+		while ((p = forward[i]) != 0 && p != stop)
 		{
-			KvEntry    *e = entry_at(area, p);
+			KvEntry    *e = entry_at(area, index, p);
 
 			if (key_compare(entry_key(e), e->keylen, key, keylen) >= threshold)
 			{
@@ -241,7 +666,7 @@ grow_buckets(dsa_area *area, KvIndex *index)
 	uint32		nbuckets;
 	Size		size;
 	dsa_pointer newp;
-	dsa_pointer *buckets;
+	KvRef	   *buckets;
 
 	if (index->nbuckets == 0)
 		nbuckets = KV_INITIAL_BUCKETS;
@@ -250,17 +675,18 @@ grow_buckets(dsa_area *area, KvIndex *index)
 	else
 		return false;
 
-	size = sizeof(dsa_pointer) * (Size) nbuckets;
+	size = sizeof(KvRef) * (Size) nbuckets;
 	newp = dsa_allocate_extended(area, size, alloc_flags(size) | DSA_ALLOC_ZERO);
 	if (!DsaPointerIsValid(newp))
 		return false;
-	buckets = (dsa_pointer *) dsa_get_address(area, newp);
+	buckets = (KvRef *) dsa_get_address(area, newp);
 
 	/* Every entry is on the bottom level of the skip list */
-	for (dsa_pointer p = index->head[0]; DsaPointerIsValid(p);)
+	for (KvRef p = index->head[0]; p != 0;)
 	{
-		KvEntry    *e = entry_at(area, p);
-		uint32		b = e->hash & (nbuckets - 1);
+		KvEntry    *e = entry_at(area, index, p);
+		uint32		b = (uint32) key_hash(index, entry_key(e), e->keylen) &
+			(nbuckets - 1);
 
 		e->hash_next = buckets[b];
 		buckets[b] = p;
@@ -281,94 +707,69 @@ free_buckets(dsa_area *area, KvIndex *index)
 	if (index->nbuckets == 0)
 		return;
 	dsa_free(area, index->buckets);
-	index->bytes -= sizeof(dsa_pointer) * (Size) index->nbuckets;
+	index->bytes -= sizeof(KvRef) * (Size) index->nbuckets;
 	index->buckets = InvalidDsaPointer;
 	index->nbuckets = 0;
 }
 
 /*
- * Allocate and fill an unlinked entry for a record; InvalidDsaPointer when
- * out of memory.  The size is rounded up to MAXALIGN, which the area does
- * anyway; the rounding becomes slack.
+ * Allocate and fill an unlinked entry for a record; NULL when out of
+ * memory, with nothing changed.  *ref is set to the entry's KvRef.
  */
-static dsa_pointer
-entry_alloc(dsa_area *area, int level, uint32 hash, const KvRecord *rec,
-			int64 offset)
+static KvEntry *
+entry_alloc(dsa_area *area, KvIndex *index, int level, const KvRecord *rec,
+			int64 offset, KvRef *ref)
 {
-	Size		used = offsetof(KvEntry, next) + sizeof(dsa_pointer) * level +
-		(Size) rec->keylen + rec->vallen;
-	Size		size = MAXALIGN(used);
-	dsa_pointer p;
 	KvEntry    *e;
 
-	p = dsa_allocate_extended(area, size, alloc_flags(size));
-	if (!DsaPointerIsValid(p))
-		return InvalidDsaPointer;
-
-	e = entry_at(area, p);
-	e->hash_next = InvalidDsaPointer;
-	e->hash = hash;
+	e = slot_alloc(area, index, entry_size(level, rec->keylen, rec->vallen), ref);
+	if (e == NULL)
+		return NULL;
+	e->offset = offset;
 	e->keylen = rec->keylen;
 	e->vallen = rec->vallen;
-	e->slack = size - used;
+	e->hash_next = 0;
 	e->level = level;
-	e->offset = offset;
 	memcpy(entry_key(e), rec->key, rec->keylen);
 	if (rec->vallen > 0)
 		memcpy(entry_value(e), rec->value, rec->vallen);
-	return p;
-}
-
-/* Whether a value of vallen bytes may overwrite e's value */
-static bool
-fits_in_place(const KvEntry *e, uint32 vallen)
-{
-	Size		room = (Size) e->vallen + e->slack;
-
-	return vallen <= room &&
-		room - vallen <= Min(entry_size(e) / 2, KV_MAX_SLACK);
+	return e;
 }
 
 /* Overwrite an entry's value; caller checked that it fits */
 static void
 write_in_place(KvEntry *e, const KvRecord *rec, int64 offset)
 {
-	uint32		room = e->vallen + e->slack;
-
 	if (rec->vallen > 0)
 		memcpy(entry_value(e), rec->value, rec->vallen);
 	e->vallen = rec->vallen;
-	e->slack = room - rec->vallen;
 	e->offset = offset;
 }
 
 /* Link a new key into both structures; false when out of memory */
 static bool
-insert_key(dsa_area *area, KvIndex *index, const KvRecord *rec, uint32 hash,
+insert_key(dsa_area *area, KvIndex *index, const KvRecord *rec, uint64 hash,
 		   int64 offset)
 {
-	dsa_pointer *preds[KV_SKIPLIST_MAXLEVEL];
-	uint32		seed = index->seed;
-	int			level = random_level(&seed);
-	dsa_pointer newp;
+	KvRef	   *preds[KV_SKIPLIST_MAXLEVEL];
+	int			level = hash_level(hash);
+	bool		first = index->nbuckets == 0;
+	KvRef		newref;
 	KvEntry    *e;
-	dsa_pointer *buckets;
+	KvRef	   *buckets;
 	uint32		b;
 
-	newp = entry_alloc(area, level, hash, rec, offset);
-	if (!DsaPointerIsValid(newp))
+	/* The first key needs a table; a failure after it frees it again */
+	if (first && !grow_buckets(area, index))
 		return false;
-	e = entry_at(area, newp);
-
-	if (index->nbuckets == 0)
+	e = entry_alloc(area, index, level, rec, offset, &newref);
+	if (e == NULL)
 	{
-		if (!grow_buckets(area, index))
-		{
-			dsa_free(area, newp);
-			return false;
-		}
+		if (first)
+			free_buckets(area, index);
+		return false;
 	}
-	else if (index->nkeys >= index->nbuckets)
+	if (!first && index->nkeys >= index->nbuckets)
 		(void) grow_buckets(area, index);	/* failure only lengthens chains */
 
 	/* Nothing can fail from here on */
@@ -378,19 +779,17 @@ insert_key(dsa_area *area, KvIndex *index, const KvRecord *rec, uint32 hash,
 	for (int i = 0; i < level; i++)
 	{
 		e->next[i] = *preds[i];
-		*preds[i] = newp;
+		*preds[i] = newref;
 	}
 	if (level > index->level)
 		index->level = level;
 
-	buckets = (dsa_pointer *) dsa_get_address(area, index->buckets);
-	b = hash & (index->nbuckets - 1);
+	buckets = (KvRef *) dsa_get_address(area, index->buckets);
+	b = (uint32) hash & (index->nbuckets - 1);
 	e->hash_next = buckets[b];
-	buckets[b] = newp;
+	buckets[b] = newref;
 
-	index->seed = seed;
 	index->nkeys++;
-	index->bytes += entry_size(e);
 	return true;
 }
 
@@ -399,48 +798,47 @@ insert_key(dsa_area *area, KvIndex *index, const KvRecord *rec, uint32 hash,
  * slot is the hash link that points to old.
  */
 static bool
-replace_value(dsa_area *area, KvIndex *index, KvEntry *old, dsa_pointer *slot,
+replace_value(dsa_area *area, KvIndex *index, KvEntry *old, KvRef *slot,
 			  const KvRecord *rec, int64 offset)
 {
-	dsa_pointer *preds[KV_SKIPLIST_MAXLEVEL];
-	dsa_pointer oldp = *slot;
-	dsa_pointer newp;
+	KvRef	   *preds[KV_SKIPLIST_MAXLEVEL];
+	KvRef		oldref = *slot;
+	Size		capacity = slot_capacity(area, index, oldref);
+	Size		used = entry_size(old->level, old->keylen, rec->vallen);
+	KvRef		newref;
 	KvEntry    *e;
 
-	if (fits_in_place(old, rec->vallen))
+	/* In place when it fits and leaves at most half of the slot unused */
+	if (used <= capacity && capacity - used <= capacity / 2)
 	{
 		write_in_place(old, rec, offset);
 		return true;
 	}
 
-	newp = entry_alloc(area, old->level, old->hash, rec, offset);
-	if (!DsaPointerIsValid(newp))
+	e = entry_alloc(area, index, old->level, rec, offset, &newref);
+	if (e == NULL)
 	{
 		/* A shrinking value can always stay where it is */
-		if (rec->vallen <= old->vallen &&
-			(Size) old->vallen + old->slack - rec->vallen <= KV_MAX_SLACK)
+		if (used <= capacity)
 		{
 			write_in_place(old, rec, offset);
 			return true;
 		}
 		return false;
 	}
-	e = entry_at(area, newp);
 
 	/* Take the old entry's place at each of its levels, and in its chain */
 	(void) skiplist_descend(area, index, rec->key, rec->keylen, true, preds);
 	for (int i = 0; i < old->level; i++)
 	{
-		Assert(*preds[i] == oldp);
+		Assert(*preds[i] == oldref);
 		e->next[i] = old->next[i];
-		*preds[i] = newp;
+		*preds[i] = newref;
 	}
 	e->hash_next = old->hash_next;
-	*slot = newp;
+	*slot = newref;
 
-	index->bytes += entry_size(e);
-	index->bytes -= entry_size(old);
-	dsa_free(area, oldp);
+	slot_free(area, index, oldref);
 	return true;
 }
 
@@ -448,33 +846,31 @@ replace_value(dsa_area *area, KvIndex *index, KvEntry *old, dsa_pointer *slot,
 static void
 delete_key(dsa_area *area, KvIndex *index, const KvRecord *rec)
 {
-	dsa_pointer *preds[KV_SKIPLIST_MAXLEVEL];
-	dsa_pointer *slot;
-	dsa_pointer p;
+	KvRef	   *preds[KV_SKIPLIST_MAXLEVEL];
+	KvRef	   *slot;
+	KvRef		ref;
 	KvEntry    *e;
-	uint32		hash;
 
 	if (index->nkeys == 0)
 		return;
-	hash = hash_bytes((const unsigned char *) rec->key, rec->keylen);
-	e = hash_find(area, index, rec->key, rec->keylen, hash, &slot);
+	e = hash_find(area, index, rec->key, rec->keylen,
+				  key_hash(index, rec->key, rec->keylen), &slot);
 	if (e == NULL)
 		return;
-	p = *slot;
+	ref = *slot;
 
 	(void) skiplist_descend(area, index, rec->key, rec->keylen, true, preds);
 	for (int i = 0; i < e->level; i++)
 	{
-		Assert(*preds[i] == p);
+		Assert(*preds[i] == ref);
 		*preds[i] = e->next[i];
 	}
-	while (index->level > 0 && !DsaPointerIsValid(index->head[index->level - 1]))
+	while (index->level > 0 && index->head[index->level - 1] == 0)
 		index->level--;
 	*slot = e->hash_next;
 
 	index->nkeys--;
-	index->bytes -= entry_size(e);
-	dsa_free(area, p);
+	slot_free(area, index, ref);
 
 	/* An empty index holds no memory */
 	if (index->nkeys == 0)
@@ -494,22 +890,32 @@ fill_view(KvEntry *e, KvEntryView *view)
 
 /*
  * KvIndexInit
- *		Make an empty index.
+ *		Make an empty index with a new secret hash key.
  *
- * Nothing is allocated: the hash table comes with the first key.  Called
- * once per topic slot when shared memory is set up.
+ * Nothing is allocated: the hash table and the chunks come with the first
+ * key.  Called once per topic slot when shared memory is set up, and again
+ * whenever the index is emptied, so every index of every server hashes
+ * with a key of its own.
  */
 void
 KvIndexInit(KvIndex *index)
 {
+	if (!pg_strong_random(index->hash_key, sizeof(index->hash_key)))
+		elog(ERROR, "could not generate a random hash key");
 	index->buckets = InvalidDsaPointer;
 	index->nbuckets = 0;
+	index->chunks = InvalidDsaPointer;
+	index->nchunks = 0;
+	index->chunks_used = 0;
+	index->chunks_live = 0;
+	index->free_chunk = 0;
 	index->level = 0;
 	for (int i = 0; i < KV_SKIPLIST_MAXLEVEL; i++)
-		index->head[i] = InvalidDsaPointer;
+		index->head[i] = 0;
+	for (int i = 0; i < KV_INDEX_CLASSES; i++)
+		index->partial[i] = 0;
 	index->nkeys = 0;
 	index->bytes = 0;
-	index->seed = KV_INITIAL_SEED;
 }
 
 /*
@@ -527,9 +933,9 @@ KvIndexInit(KvIndex *index)
 bool
 KvIndexApply(dsa_area *area, KvIndex *index, const KvRecord *rec, int64 offset)
 {
-	dsa_pointer *slot;
+	KvRef	   *slot;
 	KvEntry    *e;
-	uint32		hash;
+	uint64		hash;
 
 	if (rec->tombstone)
 	{
@@ -537,7 +943,7 @@ KvIndexApply(dsa_area *area, KvIndex *index, const KvRecord *rec, int64 offset)
 		return true;
 	}
 
-	hash = hash_bytes((const unsigned char *) rec->key, rec->keylen);
+	hash = key_hash(index, rec->key, rec->keylen);
 	e = hash_find(area, index, rec->key, rec->keylen, hash, &slot);
 	if (e != NULL)
 		return replace_value(area, index, e, slot, rec, offset);
@@ -546,7 +952,8 @@ KvIndexApply(dsa_area *area, KvIndex *index, const KvRecord *rec, int64 offset)
 
 /*
  * KvIndexClear
- *		Free every entry and the hash table; the index is empty again.
+ *		Free every chunk, the directory and the hash table; the index is
+ *		empty again, with a new hash key.
  *
  * Used before a topic's log is replayed from the start, and when its index
  * no longer fits.  Caller must hold the topic lock exclusively.
@@ -554,16 +961,19 @@ KvIndexApply(dsa_area *area, KvIndex *index, const KvRecord *rec, int64 offset)
 void
 KvIndexClear(dsa_area *area, KvIndex *index)
 {
-	dsa_pointer p = index->head[0];
-
-	while (DsaPointerIsValid(p))
+	if (index->nchunks > 0)
 	{
-		dsa_pointer next = entry_at(area, p)->next[0];
+		dsa_pointer *dir = directory(area, index);
 
-		dsa_free(area, p);
-		p = next;
+		for (uint32 id = 1; id < index->chunks_used; id++)
+		{
+			if (!KV_IS_FREE_NUMBER(dir[id]))
+				dsa_free(area, dir[id]);
+		}
+		dsa_free(area, index->chunks);
 	}
-	free_buckets(area, index);
+	if (index->nbuckets > 0)
+		dsa_free(area, index->buckets);
 	KvIndexInit(index);
 }
 
@@ -584,8 +994,7 @@ KvIndexLookup(dsa_area *area, KvIndex *index, const char *key, uint32 keylen,
 
 	if (index->nkeys == 0)
 		return false;
-	e = hash_find(area, index, key, keylen,
-				  hash_bytes((const unsigned char *) key, keylen), NULL);
+	e = hash_find(area, index, key, keylen, key_hash(index, key, keylen), NULL);
 	if (e == NULL)
 		return false;
 	fill_view(e, view);
@@ -605,22 +1014,33 @@ dsa_pointer
 KvIndexSeek(dsa_area *area, KvIndex *index, const char *key, uint32 keylen,
 			bool inclusive)
 {
+	KvRef		ref;
+
 	if (key == NULL)
-		return index->head[0];
-	return skiplist_descend(area, index, key, keylen, inclusive, NULL);
+		ref = index->head[0];
+	else
+		ref = skiplist_descend(area, index, key, keylen, inclusive, NULL);
+	return ref == 0 ? InvalidDsaPointer : ref_pointer(area, index, ref);
 }
 
 /*
  * KvIndexNext
  *		The entry after entry in key order, or InvalidDsaPointer.
  *
+ * The entry's chunk names the index whose directory resolves the link.
  * Caller must have held the topic lock, at least shared, since it got
  * entry from KvIndexSeek or KvIndexNext.
  */
 dsa_pointer
 KvIndexNext(dsa_area *area, dsa_pointer entry)
 {
-	return entry_at(area, entry)->next[0];
+	KvEntry    *e = (KvEntry *) dsa_get_address(area, entry);
+	KvChunk    *chunk;
+
+	if (e->next[0] == 0)
+		return InvalidDsaPointer;
+	chunk = (KvChunk *) dsa_get_address(area, entry - (dsa_pointer) e->place * 8);
+	return ref_pointer(area, chunk->index, e->next[0]);
 }
 
 /*
@@ -633,5 +1053,5 @@ KvIndexNext(dsa_area *area, dsa_pointer entry)
 void
 KvIndexView(dsa_area *area, dsa_pointer entry, KvEntryView *view)
 {
-	fill_view(entry_at(area, entry), view);
+	fill_view((KvEntry *) dsa_get_address(area, entry), view);
 }

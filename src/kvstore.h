@@ -56,20 +56,37 @@ typedef struct KvRecord
 
 /*
  * The index of one topic: a hash table for point look-ups and a skip list
- * in unsigned byte order of the keys for scans.  It lives in the shared
- * dsa_area; all pointers are dsa_pointers.  Only index.c looks inside.
+ * in unsigned byte order of the keys for scans.  Its entries live in
+ * chunks the index takes from the shared dsa_area and carves itself, and
+ * refer to each other by KvRef, a 32-bit chunk number and offset (see
+ * index.c).  Only index.c looks inside.
  */
 #define KV_SKIPLIST_MAXLEVEL 24
 
+/* Size classes of the entries kept in shared chunks (index.c) */
+#define KV_INDEX_CLASSES 72
+
+typedef uint32 KvRef;			/* an entry of an index; 0 is none */
+
 typedef struct KvIndex
 {
-	dsa_pointer buckets;		/* array of nbuckets dsa_pointers */
+	uint64		hash_key[2];	/* secret key of the keyed hash, drawn from
+								 * pg_strong_random by KvIndexInit */
+	dsa_pointer buckets;		/* array of nbuckets KvRefs */
 	uint32		nbuckets;		/* a power of two, or 0 before first use */
+	uint32		nchunks;		/* slots of the chunk directory */
+	dsa_pointer chunks;			/* chunk directory: dsa_pointer of each chunk
+								 * by number */
+	uint32		chunks_used;	/* numbers handed out so far, 0 never */
+	uint32		chunks_live;	/* chunks allocated */
+	uint32		free_chunk;		/* a number free for reuse, or 0 */
 	int			level;			/* levels in use in the skip list */
-	dsa_pointer head[KV_SKIPLIST_MAXLEVEL];	/* skip list heads */
+	KvRef		head[KV_SKIPLIST_MAXLEVEL];	/* skip list heads */
+	uint32		partial[KV_INDEX_CLASSES];	/* per size class, the number of
+											 * a chunk with a free slot, or 0 */
 	uint64		nkeys;			/* live keys */
-	uint64		bytes;			/* bytes allocated for entries and buckets */
-	uint32		seed;			/* skip list level generator state */
+	uint64		bytes;			/* bytes the area holds for this index:
+								 * chunks, directory and hash table */
 } KvIndex;
 
 /* What a reader sees of one entry; pointers are valid under the topic lock */

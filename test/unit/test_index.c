@@ -3,13 +3,21 @@
  * test_index.c
  *		  Unit test of src/index.c, built and run without a server
  *
+ * index.c is included here, so that the test can look at its internals:
+ * the keyed hash, the size classes, bucket chains and skip list levels.
+ *
  * index.c allocates from a dsa_area.  Here a stand-in serves
- * dsa_allocate_extended, dsa_free and dsa_get_address from malloc, with a
- * byte budget and a fault injector that fails the n-th allocation from now,
- * so that running out of memory can be tested at every allocation an
- * operation makes.  The stand-in also refuses what the real area would
- * refuse: an allocation without DSA_ALLOC_NO_OOM, one over 1GB without
- * DSA_ALLOC_HUGE, a double free.
+ * dsa_allocate_extended, dsa_free and dsa_get_address from malloc.  It
+ * rounds every request the way the real area does: up to 8 kB to a size
+ * class (multiples of 8 up to 64, then four classes per doubling), above
+ * that to whole 4 kB pages, and counts what it holds, so that the test can
+ * compare index->bytes with the allocator's holding.  It has a byte budget
+ * and fault injectors that fail the n-th allocation from now or every
+ * allocation of one size, so that running out of memory can be tested at
+ * every allocation an operation makes.  It also refuses what the real area
+ * would refuse: an allocation without DSA_ALLOC_NO_OOM, one over 1GB
+ * without DSA_ALLOC_HUGE, a double free.  pg_strong_random is a fixed
+ * sequence the test can restart.
  *
  * Every check compares the index with a plain reference model, a sorted
  * array of keys, values and offsets, walked in order and probed with
@@ -28,9 +36,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/hashfn.h"
 #include "utils/memutils.h"
 
-#include "kvstore.h"
+#include "index.c"
 
 /* ---- dsa_area stand-in over malloc ---- */
 
@@ -38,17 +47,22 @@
 
 struct dsa_area
 {
-	size_t		used;			/* bytes handed out and not freed */
+	size_t		used;			/* bytes held for allocations not freed */
+	size_t		requested;		/* bytes asked for by those allocations */
 	size_t		limit;			/* budget: allocations beyond it fail */
 	long		live;			/* allocations not freed */
 	long		fail_in;		/* fail the allocation after this many more
 								 * succeed; -1: never */
+	size_t		fail_size;		/* fail every allocation of this size; 0:
+								 * none */
 };
 
 typedef struct Block
 {
 	uint64		magic;
-	size_t		size;
+	size_t		size;			/* bytes asked for */
+	size_t		held;			/* bytes the area would hold */
+	size_t		pad;
 	/* payload follows, 16-byte aligned */
 } Block;
 
@@ -75,10 +89,26 @@ block_of(dsa_pointer dp)
 	return b;
 }
 
+/* What the area holds for a request: a size class, or whole pages */
+static size_t
+area_rounding(size_t size)
+{
+	size_t		step;
+
+	if (size > 8192)
+		return TYPEALIGN(4096, size);
+	if (size <= 64)
+		return TYPEALIGN(8, size);
+	/* four classes per doubling: 80, 96, 112, 128, 160, ... 8192 */
+	step = pg_nextpower2_64(size) / 8;
+	return TYPEALIGN(step, size);
+}
+
 dsa_pointer
 dsa_allocate_extended(dsa_area *area, size_t size, int flags)
 {
 	Block	   *b;
+	size_t		held = area_rounding(size);
 
 	if ((flags & DSA_ALLOC_NO_OOM) == 0)
 		fatal("allocation without DSA_ALLOC_NO_OOM");
@@ -91,7 +121,9 @@ dsa_allocate_extended(dsa_area *area, size_t size, int flags)
 	}
 	if (area->fail_in > 0)
 		area->fail_in--;
-	if (area->used + size > area->limit)
+	if (size == area->fail_size)
+		return InvalidDsaPointer;
+	if (area->used + held > area->limit)
 		return InvalidDsaPointer;
 
 	b = malloc(sizeof(Block) + size);
@@ -103,7 +135,9 @@ dsa_allocate_extended(dsa_area *area, size_t size, int flags)
 		memset(b + 1, 0x7f, size);	/* catch reliance on zeroed memory */
 	b->magic = BLOCK_MAGIC;
 	b->size = size;
-	area->used += size;
+	b->held = held;
+	area->used += held;
+	area->requested += size;
 	area->live++;
 	return (dsa_pointer) (uintptr_t) (b + 1);
 }
@@ -113,16 +147,20 @@ dsa_free(dsa_area *area, dsa_pointer dp)
 {
 	Block	   *b = block_of(dp);
 
-	area->used -= b->size;
+	area->used -= b->held;
+	area->requested -= b->size;
 	area->live--;
 	b->magic = 0;
 	free(b);
 }
 
+/* A dsa_pointer may point inside an allocation, as with the real area */
 void *
 dsa_get_address(dsa_area *area, dsa_pointer dp)
 {
-	return block_of(dp) + 1;
+	if (!DsaPointerIsValid(dp))
+		fatal("use of InvalidDsaPointer");
+	return (void *) (uintptr_t) dp;
 }
 
 /* Assert() in index.c, compiled with USE_ASSERT_CHECKING */
@@ -134,6 +172,52 @@ ExceptionalCondition(const char *conditionName, const char *errorType,
 		   errorType, conditionName, fileName, lineNumber);
 	fflush(stdout);
 	abort();
+}
+
+/* elog(ERROR) in index.c: never expected here */
+bool
+errstart_cold(int elevel, const char *domain)
+{
+	fatal("elog called");
+}
+
+bool
+errstart(int elevel, const char *domain)
+{
+	fatal("elog called");
+}
+
+void
+errfinish(const char *filename, int lineno, const char *funcname)
+{
+}
+
+int
+errmsg_internal(const char *fmt,...)
+{
+	return 0;
+}
+
+/* The random source of hash keys: a fixed sequence, restartable */
+static uint64 random_state = 1;
+static long random_calls = 0;
+
+bool
+pg_strong_random(void *buf, size_t len)
+{
+	unsigned char *p = buf;
+
+	random_calls++;
+	for (size_t i = 0; i < len; i++)
+	{
+		/* splitmix64, one byte of each output */
+		uint64		z = (random_state += UINT64CONST(0x9E3779B97F4A7C15));
+
+		z = (z ^ (z >> 30)) * UINT64CONST(0xBF58476D1CE4E5B9);
+		z = (z ^ (z >> 27)) * UINT64CONST(0x94D049BB133111EB);
+		p[i] = (unsigned char) (z ^ (z >> 31));
+	}
+	return true;
 }
 
 /* ---- TAP ---- */
@@ -300,10 +384,10 @@ same_as_model(dsa_area *area, KvIndex *index)
 			   i, (unsigned long long) index->nkeys, nmodel);
 		return false;
 	}
-	if (index->bytes != area->used)
+	if (index->bytes != area->used || area->requested != area->used)
 	{
-		printf("# index->bytes %llu, allocated %zu\n",
-			   (unsigned long long) index->bytes, area->used);
+		printf("# index->bytes %llu, held by the area %zu, requested %zu\n",
+			   (unsigned long long) index->bytes, area->used, area->requested);
 		return false;
 	}
 	if ((nmodel == 0) != (index->nbuckets == 0) ||
@@ -411,7 +495,8 @@ typedef struct Snapshot
 	uint64		nkeys;
 	uint64		bytes;
 	uint32		nbuckets;
-	uint32		seed;
+	uint32		nchunks;
+	uint32		chunks_live;
 	int			level;
 	size_t		used;
 	long		live;
@@ -425,7 +510,8 @@ snapshot(dsa_area *area, KvIndex *index)
 	s.nkeys = index->nkeys;
 	s.bytes = index->bytes;
 	s.nbuckets = index->nbuckets;
-	s.seed = index->seed;
+	s.nchunks = index->nchunks;
+	s.chunks_live = index->chunks_live;
 	s.level = index->level;
 	s.used = area->used;
 	s.live = area->live;
@@ -438,8 +524,8 @@ unchanged(dsa_area *area, KvIndex *index, Snapshot s)
 	Snapshot	t = snapshot(area, index);
 
 	if (s.nkeys != t.nkeys || s.bytes != t.bytes || s.nbuckets != t.nbuckets ||
-		s.seed != t.seed || s.level != t.level || s.used != t.used ||
-		s.live != t.live)
+		s.nchunks != t.nchunks || s.chunks_live != t.chunks_live ||
+		s.level != t.level || s.used != t.used || s.live != t.live)
 	{
 		printf("# the index changed\n");
 		return false;
@@ -484,7 +570,7 @@ test_basics(dsa_area *area, KvIndex *index)
 	check(apply(area, index, put("k", 1, "a much longer value", 19), 8) &&
 		  KvIndexLookup(area, index, "k", 1, &v) && v.vallen == 19 &&
 		  memcmp(v.value, "a much longer value", 19) == 0 && v.offset == 8 &&
-		  index->nkeys == 1 && index->bytes > bytes,
+		  index->nkeys == 1 && index->bytes == area->used,
 		  "a longer value replaces the old one");
 	bytes = index->bytes;
 	check(apply(area, index, put("k", 1, "short", 5), 9) &&
@@ -707,12 +793,12 @@ test_large(dsa_area *area, KvIndex *index)
 
 	check(apply(area, index, put("big", 3, big, len), 3), "a 1MB value");
 	bytes = index->bytes;
-	check(apply(area, index, put("big", 3, big, len / 2 + 100), 4) &&
+	check(apply(area, index, put("big", 3, big, len / 2 + 5000), 4) &&
 		  index->bytes == bytes && same_as_model(area, index),
-		  "a value shrinking to half its size stays in place");
+		  "a value shrinking to about half its size stays in place");
 	check(apply(area, index, put("big", 3, "small", 5), 5) &&
-		  index->bytes < bytes - len + 100 && same_as_model(area, index),
-		  "a value shrinking further moves to a smaller entry");
+		  index->bytes < bytes - len / 2 && same_as_model(area, index),
+		  "a value shrinking further moves to a smaller slot");
 	check(apply(area, index, put("big", 3, big, len), 6) &&
 		  index->bytes == bytes && same_as_model(area, index),
 		  "and grows back to a large one");
@@ -787,16 +873,18 @@ static void
 test_out_of_memory(dsa_area *area, KvIndex *index)
 {
 	char		key[32];
-	char		value[5000];
+	char		value[20000];
 	KvEntryView v;
 	Snapshot	s;
 	bool		ok;
 	int			faults;
 	int			count;
 
-	/* The first key needs the entry and the bucket array */
-	check(apply_with_faults(area, index, put("first", 5, "v", 1), 1) == 2,
-		  "first key: either allocation failing leaves the index empty");
+	memset(value, 'v', sizeof(value));
+
+	/* The first key needs the bucket array, a chunk and the directory */
+	check(apply_with_faults(area, index, put("first", 5, "v", 1), 1) == 3,
+		  "first key: any of its three allocations failing leaves the index empty");
 
 	/* Fill to the growth threshold, then fail the doubling */
 	for (int i = 1; i < 1024; i++)
@@ -807,9 +895,9 @@ test_out_of_memory(dsa_area *area, KvIndex *index)
 	}
 	check(index->nkeys == 1024 && index->nbuckets == 1024 &&
 		  same_as_model(area, index), "1024 keys fill 1024 buckets");
-	area->fail_in = 1;
+	area->fail_size = 2048 * sizeof(KvRef);
 	ok = apply(area, index, put("one more", 8, "v", 1), 2000);
-	area->fail_in = -1;
+	area->fail_size = 0;
 	check(ok && index->nbuckets == 1024 && index->nkeys == 1025 &&
 		  same_as_model(area, index),
 		  "a failed doubling still inserts, keeping the old table");
@@ -817,60 +905,89 @@ test_out_of_memory(dsa_area *area, KvIndex *index)
 		  index->nbuckets == 2048 && same_as_model(area, index),
 		  "the next insert doubles the table");
 
-	/* A new key that does not fit, whatever the failure */
+	/*
+	 * New keys and new values that do not fit, whatever the failure: values
+	 * over 8 kB take a chunk of their own, so each of them allocates
+	 */
 	count = 0;
 	ok = true;
 	for (int i = 0; i < 200; i++)
 	{
 		uint32		len = random_key(key, 6);
+		uint32		vlen = i % 2 ? random_value(value) : 8200 + rng() % 10000;
 
-		faults = apply_with_faults(area, index,
-								   put(key, len, value, random_value(value)), 3000 + i);
+		faults = apply_with_faults(area, index, put(key, len, value, vlen), 3000 + i);
 		ok = ok && faults >= 0;
 		count += faults;
 	}
-	check(ok && count >= 150,
+	printf("# %d allocations failed\n", count);
+	check(ok && count >= 50,
 		  "new keys and new values: every failure leaves the index unchanged");
+	KvIndexClear(area, index);
+	model_clear();
+
+	/* A shrinking value that finds no room for a smaller slot stays put */
+	apply(area, index, put("shrink", 6, value, 10000), 4002);
+	KvIndexLookup(area, index, "shrink", 6, &v);
+	s = snapshot(area, index);
+	area->fail_in = 0;
+	ok = apply(area, index, put("shrink", 6, "a tiny value", 12), 4003);
+	area->fail_in = -1;
+	{
+		KvEntryView w;
+
+		check(ok && KvIndexLookup(area, index, "shrink", 6, &w) &&
+			  w.vallen == 12 && memcmp(w.value, "a tiny value", 12) == 0 &&
+			  w.offset == 4003 && w.value == v.value &&
+			  index->bytes == s.bytes && same_as_model(area, index),
+			  "a shrinking value that finds no memory stays in its slot");
+	}
 
 	/* A growing value that does not fit keeps the old value */
-	apply(area, index, put("grow", 4, "small", 5), 4000);
+	apply(area, index, put("grow", 4, value, 200), 4004);
 	s = snapshot(area, index);
 	area->fail_in = 0;
-	ok = !apply(area, index, put("grow", 4, value, 4000), 4001);
+	ok = !apply(area, index, put("grow", 4, value, 10000), 4005);
 	area->fail_in = -1;
 	check(ok && unchanged(area, index, s) &&
-		  KvIndexLookup(area, index, "grow", 4, &v) && v.vallen == 5 &&
-		  v.offset == 4000, "a growing value that does not fit is refused");
+		  KvIndexLookup(area, index, "grow", 4, &v) && v.vallen == 200 &&
+		  v.offset == 4004, "a growing value that does not fit is refused");
 
-	/* A shrinking value that finds no room for a smaller entry stays put */
-	apply(area, index, put("shrink", 6, value, 4000), 4002);
-	area->fail_in = 0;
-	ok = apply(area, index, put("shrink", 6, "tiny", 4), 4003);
-	area->fail_in = -1;
-	check(ok && KvIndexLookup(area, index, "shrink", 6, &v) && v.vallen == 4 &&
-		  memcmp(v.value, "tiny", 4) == 0 && v.offset == 4003 &&
-		  same_as_model(area, index),
-		  "a shrinking value needs no memory");
-
-	/* A full area: writes that need memory fail, deletes and shrinks work */
+	/*
+	 * A full area: writes that need a new chunk fail, deletes and shrinks
+	 * work, and the free slots of the index's own chunks are still used
+	 */
 	area->limit = area->used;
 	s = snapshot(area, index);
-	ok = !apply(area, index, put("brand new", 9, "v", 1), 5000) &&
-		!apply(area, index, put("grow", 4, value, 100), 5001);
+	ok = !apply(area, index, put("brand new", 9, value, 3000), 5000) &&
+		!apply(area, index, put("grow", 4, value, 2000), 5001);
 	check(ok && unchanged(area, index, s),
-		  "with the area full, new keys and growing values are refused");
-	check(apply(area, index, put("grow", 4, "", 0), 5002) &&
-		  apply(area, index, del("key:1", 5), 5003) &&
-		  apply(area, index, del("absent", 6), 5004) &&
-		  same_as_model(area, index),
+		  "with the area full, keys needing a new chunk are refused");
+	{
+		/* A new key whose entry fills a slot of the class "grow" is in */
+		int			grow_class = size_class(entry_size(hash_level(key_hash(index, "grow", 4)), 4, 200));
+		int			level = hash_level(key_hash(index, "same class", 10));
+		uint32		vlen = class_size(grow_class) - entry_size(level, 10, 0);
+
+		check(apply(area, index, put("same class", 10, value, vlen), 5002) &&
+			  index->bytes == s.bytes && same_as_model(area, index),
+			  "with the area full, a new key still takes a free slot of the index");
+	}
+	check(apply(area, index, put("grow", 4, "", 0), 5003) &&
+		  apply(area, index, del("shrink", 6), 5004) &&
+		  apply(area, index, del("absent", 6), 5005) &&
+		  index->bytes < s.bytes && same_as_model(area, index),
 		  "with the area full, deletes and shrinking values apply");
-	check(apply(area, index, put("key:1", 5, "key:1", 5), 5005) &&
+	check(apply(area, index, put("shrink", 6, value, 10000), 5006) &&
 		  same_as_model(area, index),
 		  "the room a delete freed can be used again");
 	area->limit = (size_t) 1 << 34;
+	KvIndexClear(area, index);
+	model_clear();
 
 	/* Random operations with random faults */
 	ok = true;
+	count = 0;
 	for (int i = 0; i < 50000 && ok; i++)
 	{
 		uint32		keylen = random_key(key, 4);
@@ -880,16 +997,21 @@ test_out_of_memory(dsa_area *area, KvIndex *index)
 		if (rng() % 4 == 0)
 			r = del(key, keylen);
 		else
-			r = put(key, keylen, value, random_value(value));
+			r = put(key, keylen, value,
+					rng() % 50 == 0 ? 8200 + rng() % 10000 : random_value(value));
 		area->fail_in = rng() % 8 == 0 ? (long) (rng() % 2) : -1;
 		if (!apply(area, index, r, 10000 + i))
+		{
 			ok = unchanged(area, index, before);
+			count++;
+		}
 		area->fail_in = -1;
 		ok = ok && index->bytes == area->used && index->nkeys == (uint64) nmodel;
 		if (i % 1000 == 0)
 			ok = ok && same_as_model(area, index);
 	}
-	check(ok && same_as_model(area, index),
+	printf("# %d allocations failed\n", count);
+	check(ok && count >= 50 && same_as_model(area, index),
 		  "50,000 random operations with random faults match the model");
 
 	KvIndexClear(area, index);
@@ -898,18 +1020,351 @@ test_out_of_memory(dsa_area *area, KvIndex *index)
 		  "clear frees everything again");
 }
 
-int
-main(void)
+static void
+test_hash(dsa_area *area)
 {
-	dsa_area	area = {0, (size_t) 1 << 34, 0, -1};
+	/* SipHash-2-4 vectors of the paper: key 00..0f, messages 00, 00 01, .. */
+	uint64		paper_key[2] = {UINT64CONST(0x0706050403020100),
+	UINT64CONST(0x0f0e0d0c0b0a0908)};
+	char		msg[64];
+	KvIndex		a;
+	KvIndex		b;
+	uint64		key_a[2];
+	long		calls = random_calls;
+
+	for (int i = 0; i < 64; i++)
+		msg[i] = (char) i;
+	check(siphash(paper_key, msg, 0, 2, 4) == UINT64CONST(0x726fdb47dd0e0e31) &&
+		  siphash(paper_key, msg, 15, 2, 4) == UINT64CONST(0xa129ca6149be45e5),
+		  "SipHash-2-4 gives the paper's test vectors");
+	check(siphash(paper_key, msg, 15, 1, 3) != siphash(paper_key, msg, 15, 2, 4) &&
+		  siphash(paper_key, msg, 15, 1, 3) != siphash(paper_key, msg, 14, 1, 3) &&
+		  siphash(paper_key, msg, 8, 1, 3) != siphash(paper_key, msg, 9, 1, 3),
+		  "SipHash-1-3 differs with rounds and length");
+
+	KvIndexInit(&a);
+	memcpy(key_a, a.hash_key, sizeof(key_a));
+	KvIndexInit(&b);
+	check(random_calls == calls + 2 &&
+		  memcmp(a.hash_key, b.hash_key, sizeof(key_a)) != 0 &&
+		  key_hash(&a, "k", 1) != key_hash(&b, "k", 1),
+		  "each index draws its own hash key from pg_strong_random");
+	KvIndexClear(area, &a);
+	check(memcmp(a.hash_key, key_a, sizeof(key_a)) != 0,
+		  "clearing an index draws a new hash key");
+}
+
+static void
+test_size_classes(void)
+{
+	bool		ok = true;
+
+	for (Size size = 1; size <= KV_SLOT_MAX; size++)
+	{
+		int			c = size_class(size);
+
+		ok = ok && c >= 0 && c < KV_INDEX_CLASSES && class_size(c) >= size &&
+			class_size(c) % 8 == 0 &&
+			(c == 0 || class_size(c - 1) < size) &&
+			(size <= 256 ? class_size(c) - size < 8 :
+			 (double) (class_size(c) - size) < size / 8.0);
+	}
+	check(ok && class_size(KV_INDEX_CLASSES - 1) == KV_SLOT_MAX,
+		  "size classes: the smallest that fits, multiples of 8, under 1/8 lost");
+	ok = true;
+	for (int c = 0; c < KV_INDEX_CLASSES; c++)
+		ok = ok && (KV_CHUNK_SMALL - KV_CHUNK_HEADER) / class_size(c) >= 1;
+	check(ok, "a small chunk holds a slot of every class");
+}
+
+/*
+ * The allocator holds exactly index->bytes for a mix of entry sizes: slots
+ * of every class, entries with chunks of their own, the directory and the
+ * table as they grow and shrink.
+ */
+static void
+test_accounting(dsa_area *area, KvIndex *index)
+{
+	static char value[70000];
+	char		key[16];
+	bool		ok = true;
+	Size		most = 0;
+
+	for (int i = 0; i < 20000 && ok; i++)
+	{
+		uint32		keylen = snprintf(key, sizeof(key), "k%d", rng() % 3000);
+		uint32		r = rng() % 100;
+		uint32		vlen = r < 60 ? rng() % 200 : r < 90 ? rng() % 8200 :
+			8200 + rng() % 60000;
+
+		if (rng() % 5 == 0)
+			ok = apply(area, index, del(key, keylen), i);
+		else
+			ok = apply(area, index, put(key, keylen, value, vlen), i);
+		ok = ok && index->bytes == area->used && area->requested == area->used;
+		most = Max(most, index->bytes);
+	}
+	printf("# at most %zu bytes held for %d keys\n", most, nmodel);
+	check(ok && same_as_model(area, index),
+		  "accounting: index->bytes is what the allocator holds, for a mix of sizes");
+	check(area->requested == area->used,
+		  "the allocator rounds none of the index's requests");
+	KvIndexClear(area, index);
+	model_clear();
+}
+
+/* Entries visited by a successful look-up of each key, worst and mean */
+static void
+chain_lengths(dsa_area *area, KvIndex *index, int *longest, double *mean)
+{
+	KvRef	   *buckets = dsa_get_address(area, index->buckets);
+	uint64		visits = 0;
+
+	*longest = 0;
+	for (uint32 b = 0; b < index->nbuckets; b++)
+	{
+		int			n = 0;
+
+		for (KvRef p = buckets[b]; p != 0; p = entry_at(area, index, p)->hash_next)
+			visits += ++n;
+		*longest = Max(*longest, n);
+	}
+	*mean = (double) visits / index->nkeys;
+}
+
+/*
+ * Keys that all share the low bits of PostgreSQL's unkeyed hash_bytes,
+ * and would all fall into one bucket under it, spread under the keyed hash
+ */
+static void
+test_colliding_keys(dsa_area *area, KvIndex *index)
+{
+	const int	n = 2000;
+	char	  (*keys)[16] = malloc(sizeof(*keys) * n);
+	uint32	   *lens = malloc(sizeof(uint32) * n);
+	bool		same_bucket = true;
+	bool		flat = true;
+
+	for (int found = 0, i = 0; found < n; i++)
+	{
+		uint32		len = snprintf(keys[found], 16, "c%d", i);
+
+		if ((hash_bytes((const unsigned char *) keys[found], len) & 2047) == 0)
+			lens[found++] = len;
+	}
+	for (int i = 0; i < n; i++)
+		same_bucket = same_bucket &&
+			(hash_bytes((const unsigned char *) keys[i], lens[i]) & 2047) == 0;
+	check(same_bucket, "2,000 keys share the low 11 bits of hash_bytes");
+
+	for (int round = 0; round < 3; round++)
+	{
+		int			longest;
+		double		mean;
+
+		KvIndexInit(index);
+		for (int i = 0; i < n; i++)
+			apply(area, index, put(keys[i], lens[i], "v", 1), i);
+		chain_lengths(area, index, &longest, &mean);
+		printf("# hash key %d: %u buckets, longest chain %d, %.4f entries per look-up\n",
+			   round, index->nbuckets, longest, mean);
+		flat = flat && index->nbuckets == 2048 && longest <= 12 && mean <= 2.0 &&
+			same_as_model(area, index);
+		KvIndexClear(area, index);
+		model_clear();
+	}
+	check(flat, "under three hash keys they spread: no chain over 12, under 2 visits a look-up");
+	free(keys);
+	free(lens);
+}
+
+/*
+ * Comparisons a seek to each key makes, walking down the skip list as
+ * skiplist_descend does; the worst and the mean
+ */
+static void
+search_costs(dsa_area *area, KvIndex *index, int *worst, double *mean)
+{
+	uint64		total = 0;
+
+	*worst = 0;
+	for (KvRef target = index->head[0]; target != 0;
+		 target = entry_at(area, index, target)->next[0])
+	{
+		KvEntry    *t = entry_at(area, index, target);
+		KvRef	   *forward = index->head;
+		int			cost = 0;
+
+		for (int i = index->level - 1; i >= 0; i--)
+		{
+			KvRef		p;
+
+			while ((p = forward[i]) != 0)
+			{
+				KvEntry    *e = entry_at(area, index, p);
+
+				cost++;
+				if (key_compare(entry_key(e), e->keylen,
+								entry_key(t), t->keylen) >= 0)
+					break;
+				forward = e->next;
+			}
+		}
+		total += cost;
+		*worst = Max(*worst, cost);
+	}
+	*mean = (double) total / index->nkeys;
+}
+
+/*
+ * Keys chosen against the fixed level sequence the index once used: the
+ * writes that sequence gave a tall tower get the smallest keys, the others
+ * the largest, so under it every key after the towers sits on the bottom
+ * level alone and a seek walks them one by one.  With levels from the
+ * keyed hash, seeks stay logarithmic.
+ */
+static void
+test_level_attack(dsa_area *area, KvIndex *index)
+{
+	const int	n = 50000;
+	uint32		x = 0x9E3779B9;
+	int			tall = 0;
+	char		key[16];
+	int			worst;
+	double		mean;
+	uint64		saved[2];
+	bool		same = true;
+
+	KvIndexInit(index);
+	for (int i = 0; i < n; i++)
+	{
+		uint32		len;
+
+		/* the old generator: xorshift32, a level more per two zero bits */
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		if ((x & 3) == 0)
+		{
+			len = snprintf(key, sizeof(key), "a%06d", i);
+			tall++;
+		}
+		else
+			len = snprintf(key, sizeof(key), "z%06d", i);
+		apply(area, index, put(key, len, "v", 1), i);
+	}
+	check(n - tall > 30000,
+		  "under the old sequence, over 30,000 keys would have sat on the bottom level in one run");
+	search_costs(area, index, &worst, &mean);
+	printf("# %d levels, seek cost: worst %d comparisons, mean %.1f\n",
+		   index->level, worst, mean);
+	check(worst <= 150 && mean <= 60 && same_as_model(area, index),
+		  "with keyed levels, seeks among them stay logarithmic");
+
+	/* The same keys written in another order get the same levels */
+	memcpy(saved, index->hash_key, sizeof(saved));
+	{
+		KvIndex		other;
+
+		KvIndexInit(&other);
+		memcpy(other.hash_key, saved, sizeof(saved));
+		for (int i = n - 1; i >= 0; i--)
+		{
+			KvRecord	r;
+			uint32		len = snprintf(key, sizeof(key), "a%06d", i);
+
+			r = put(key, len, "v", 1);
+			KvIndexApply(area, &other, &r, i);
+			len = snprintf(key, sizeof(key), "z%06d", i);
+			r = put(key, len, "v", 1);
+			KvIndexApply(area, &other, &r, i);
+		}
+		for (KvRef p = index->head[0]; p != 0 && same;
+			 p = entry_at(area, index, p)->next[0])
+		{
+			KvEntry    *e = entry_at(area, index, p);
+			KvRef	   *slot;
+			KvEntry    *o = hash_find(area, &other, entry_key(e), e->keylen,
+									  key_hash(&other, entry_key(e), e->keylen),
+									  &slot);
+
+			same = o != NULL && o->level == e->level;
+		}
+		KvIndexClear(area, &other);
+	}
+	check(same, "a key's level does not depend on the order of writes");
+	KvIndexClear(area, index);
+	model_clear();
+}
+
+/* Bytes per key held, for keys "key-%08d" and values "value-%08d" */
+static double
+bytes_per_key(dsa_area *area, KvIndex *index, int n)
+{
+	char		key[32];
+	char		value[32];
+	double		result;
+
+	KvIndexInit(index);
+	for (int i = 0; i < n; i++)
+	{
+		KvRecord	r;
+
+		r.key = key;
+		r.keylen = snprintf(key, sizeof(key), "key-%08d", i);
+		r.value = value;
+		r.vallen = snprintf(value, sizeof(value), "value-%08d", i);
+		r.tombstone = false;
+		if (!KvIndexApply(area, index, &r, i))
+			fatal("out of memory");
+	}
+	result = (double) index->bytes / n;
+	if (index->bytes != area->used || area->requested != area->used)
+		result = -1;
+	KvIndexClear(area, index);
+	return result;
+}
+
+static void
+test_memory(dsa_area *area, KvIndex *index)
+{
+	double		per_key = bytes_per_key(area, index, 200000);
+
+	printf("# 200,000 keys of 12 bytes with values of 14: %.1f bytes held per key\n",
+		   per_key);
+	check(per_key > 26 && per_key - 26 <= 40,
+		  "at most 40 bytes per key beyond the key and value, as the allocator holds them");
+}
+
+int
+main(int argc, char **argv)
+{
+	dsa_area	area = {0, 0, (size_t) 1 << 34, 0, -1, 0};
 	KvIndex		index;
 
+	/* "test_index memory N": only print the bytes per key for N keys */
+	if (argc == 3 && strcmp(argv[1], "memory") == 0)
+	{
+		int			n = atoi(argv[2]);
+		double		per_key = bytes_per_key(&area, &index, n);
+
+		printf("%d keys \"key-%%08d\" with values \"value-%%08d\": %.1f bytes per key held, %.1f beyond the 26 of key and value\n",
+			   n, per_key, per_key - 26);
+		return per_key < 0;
+	}
+
+	test_hash(&area);
+	test_size_classes();
 	test_basics(&area, &index);
 	test_order(&area, &index);
 	test_growth(&area, &index);
 	test_large(&area, &index);
 	test_random(&area, &index);
+	test_accounting(&area, &index);
 	test_out_of_memory(&area, &index);
+	test_colliding_keys(&area, &index);
+	test_level_attack(&area, &index);
+	test_memory(&area, &index);
 
 	free(model);
 	printf("1..%d\n", tests);

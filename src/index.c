@@ -162,6 +162,8 @@ static inline KvChunk *chunk_at(dsa_area *area, KvIndex *index, uint32 id);
 static inline dsa_pointer ref_pointer(dsa_area *area, KvIndex *index,
 									  KvRef ref);
 static inline KvEntry *entry_at(dsa_area *area, KvIndex *index, KvRef ref);
+static inline KvEntry *entry_in(dsa_area *area, const dsa_pointer *dir,
+								KvRef ref);
 static inline Size entry_size(int level, uint32 keylen, uint32 vallen);
 static inline int key_compare(const char *a, uint32 alen,
 							  const char *b, uint32 blen);
@@ -232,9 +234,12 @@ siphash(const uint64 key[2], const char *data, Size len, int crounds,
 		v0 ^= m;
 	}
 
-	m = (uint64) (len & 0xff) << 56;
-	for (int i = 0; i < (int) (len & 7); i++)
-		m |= (uint64) (unsigned char) data[i] << (8 * i);
+	m = 0;
+	memcpy(&m, data, len & 7);
+#ifdef WORDS_BIGENDIAN
+	m = pg_bswap64(m);
+#endif
+	m |= (uint64) (len & 0xff) << 56;
 	v3 ^= m;
 	for (int i = 0; i < crounds; i++)
 		SIP_ROUND(v0, v1, v2, v3);
@@ -329,7 +334,15 @@ ref_pointer(dsa_area *area, KvIndex *index, KvRef ref)
 static inline KvEntry *
 entry_at(dsa_area *area, KvIndex *index, KvRef ref)
 {
-	return (KvEntry *) dsa_get_address(area, ref_pointer(area, index, ref));
+	return entry_in(area, directory(area, index), ref);
+}
+
+/* The same, with the directory at hand: for walks that allocate nothing */
+static inline KvEntry *
+entry_in(dsa_area *area, const dsa_pointer *dir, KvRef ref)
+{
+	return (KvEntry *) dsa_get_address(area, dir[KV_REF_CHUNK(ref)] +
+									   KV_REF_OFFSET(ref));
 }
 
 /* Bytes an entry uses */
@@ -597,14 +610,16 @@ hash_find(dsa_area *area, KvIndex *index, const char *key, uint32 keylen,
 		  uint64 hash, KvRef **slot)
 {
 	KvRef	   *link;
+	dsa_pointer *dir;
 
 	if (index->nbuckets == 0)
 		return NULL;
+	dir = directory(area, index);
 	link = (KvRef *) dsa_get_address(area, index->buckets);
 	link += (uint32) hash & (index->nbuckets - 1);
 	while (*link != 0)
 	{
-		KvEntry    *e = entry_at(area, index, *link);
+		KvEntry    *e = entry_in(area, dir, *link);
 
 		if (e->keylen == keylen && memcmp(entry_key(e), key, keylen) == 0)
 		{
@@ -634,14 +649,18 @@ skiplist_descend(dsa_area *area, KvIndex *index, const char *key,
 	KvRef	   *forward = index->head;
 	KvRef		stop = 0;
 	int			threshold = inclusive ? 0 : 1;
+	dsa_pointer *dir;
 
+	if (index->level == 0)
+		return 0;
+	dir = directory(area, index);
 	for (int i = index->level - 1; i >= 0; i--)
 	{
 		KvRef		p;
 
 		while ((p = forward[i]) != 0 && p != stop)
 		{
-			KvEntry    *e = entry_at(area, index, p);
+			KvEntry    *e = entry_in(area, dir, p);
 
 			if (key_compare(entry_key(e), e->keylen, key, keylen) >= threshold)
 			{
@@ -667,6 +686,7 @@ grow_buckets(dsa_area *area, KvIndex *index)
 	Size		size;
 	dsa_pointer newp;
 	KvRef	   *buckets;
+	dsa_pointer *dir;
 
 	if (index->nbuckets == 0)
 		nbuckets = KV_INITIAL_BUCKETS;
@@ -682,9 +702,10 @@ grow_buckets(dsa_area *area, KvIndex *index)
 	buckets = (KvRef *) dsa_get_address(area, newp);
 
 	/* Every entry is on the bottom level of the skip list */
+	dir = index->nchunks > 0 ? directory(area, index) : NULL;
 	for (KvRef p = index->head[0]; p != 0;)
 	{
-		KvEntry    *e = entry_at(area, index, p);
+		KvEntry    *e = entry_in(area, dir, p);
 		uint32		b = (uint32) key_hash(index, entry_key(e), e->keylen) &
 			(nbuckets - 1);
 

@@ -265,6 +265,9 @@ extern bool KvIndexLookup(dsa_area *area, KvIndex *index,
 extern dsa_pointer KvIndexSeek(dsa_area *area, KvIndex *index,
 							   const char *key, uint32 keylen, bool inclusive);
 extern dsa_pointer KvIndexNext(dsa_area *area, dsa_pointer entry);
+extern dsa_pointer KvIndexSeekBefore(dsa_area *area, KvIndex *index,
+									 const char *key, uint32 keylen,
+									 bool inclusive);
 extern void KvIndexView(dsa_area *area, dsa_pointer entry, KvEntryView *view);
 
 #endif							/* KVSTORE_H */

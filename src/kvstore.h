@@ -170,6 +170,7 @@ typedef struct KvScanBounds
 	bool		upper_inclusive;
 	const char *prefix;			/* keys must start with it; NULL: any */
 	uint32		prefixlen;
+	bool		backward;		/* true: in descending order */
 } KvScanBounds;
 
 typedef struct KvScan KvScan;	/* a cursor over one topic, scan.c */

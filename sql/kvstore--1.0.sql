@@ -155,6 +155,7 @@ REVOKE ALL ON FUNCTION
     kv_scan(text, text, int), kv_scan_bytea(text, bytea, int),
     kv_range(text, text, text, int), kv_range_bytea(text, bytea, bytea, int),
     kv_create_topic(text), kv_checksum(text),
-    kv_topics()
+    kv_topics(),
+    kvstore_fdw_handler(), kvstore_fdw_validator(text[], oid)
 FROM PUBLIC;
 REVOKE ALL ON kv_topics FROM PUBLIC;

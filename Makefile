@@ -2,14 +2,14 @@
 
 EXTENSION = kvstore
 MODULE_big = kvstore
-OBJS = src/kvstore.o src/functions.o src/record.o src/topic.o \
-       src/producer.o src/kafka.o src/worker.o src/scan.o src/shmem.o \
-       src/index.o
+OBJS = src/kvstore.o src/functions.o src/fdw.o src/fdw_plan.o src/fdw_exec.o \
+       src/record.o src/topic.o src/producer.o src/kafka.o src/worker.o \
+       src/scan.o src/shmem.o src/index.o
 DATA = $(wildcard sql/kvstore--*.sql)
 PGFILEDESC = "kvstore - compacted Kafka topics as key-value stores"
 
 # pg_regress tests, in run order (test/check.sh runs them, see README)
-REGRESS = setup functions errors
+REGRESS = setup functions fdw errors
 REGRESS_OPTS = --dbname=contrib_regression
 
 PG_CPPFLAGS = $(shell pkg-config --cflags rdkafka)

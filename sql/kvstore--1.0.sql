@@ -104,6 +104,19 @@ AS $$ SELECT (s.r).key, (s.r).value FROM (SELECT kv_range_bytea_rows(topic, from
 CREATE FUNCTION kv_create_topic(topic text) RETURNS boolean
 AS 'MODULE_PATHNAME', 'kv_create_topic' LANGUAGE C VOLATILE;
 
+-- Foreign tables: CREATE SERVER ... FOREIGN DATA WRAPPER kvstore, then
+-- CREATE FOREIGN TABLE t (key text COLLATE "C", value jsonb) SERVER ...
+
+CREATE FUNCTION kvstore_fdw_handler() RETURNS fdw_handler
+AS 'MODULE_PATHNAME' LANGUAGE C STRICT;
+
+CREATE FUNCTION kvstore_fdw_validator(text[], oid) RETURNS void
+AS 'MODULE_PATHNAME' LANGUAGE C STRICT;
+
+CREATE FOREIGN DATA WRAPPER kvstore
+    HANDLER kvstore_fdw_handler
+    VALIDATOR kvstore_fdw_validator;
+
 -- Monitoring
 
 CREATE FUNCTION kv_checksum(topic text, OUT applied_offset bigint, OUT keys bigint,
@@ -142,6 +155,7 @@ REVOKE ALL ON FUNCTION
     kv_scan(text, text, int), kv_scan_bytea(text, bytea, int),
     kv_range(text, text, text, int), kv_range_bytea(text, bytea, bytea, int),
     kv_create_topic(text), kv_checksum(text),
-    kv_topics()
+    kv_topics(),
+    kvstore_fdw_handler(), kvstore_fdw_validator(text[], oid)
 FROM PUBLIC;
 REVOKE ALL ON kv_topics FROM PUBLIC;

@@ -1076,3 +1076,39 @@ KvIndexView(dsa_area *area, dsa_pointer entry, KvEntryView *view)
 {
 	fill_view((KvEntry *) dsa_get_address(area, entry), view);
 }
+
+/*
+ * KvIndexSeekBefore
+ *		The last entry whose key is <= key (inclusive) or < key (exclusive)
+ *		in unsigned byte order, or InvalidDsaPointer.
+ *
+ * key NULL (with keylen 0) finds the very last entry.  The skip list links
+ * only forward: a scan in descending order seeks again from the top for
+ * each entry, in O(log n).  Caller must hold the topic lock, at least
+ * shared.
+ */
+dsa_pointer
+KvIndexSeekBefore(dsa_area *area, KvIndex *index, const char *key,
+				  uint32 keylen, bool inclusive)
+{
+	dsa_pointer *forward = index->head;
+	dsa_pointer last = InvalidDsaPointer;
+	int			threshold = inclusive ? 1 : 0;
+
+	for (int i = index->level - 1; i >= 0; i--)
+	{
+		dsa_pointer p;
+
+		while (DsaPointerIsValid(p = forward[i]))
+		{
+			KvEntry    *e = entry_at(area, p);
+
+			if (key != NULL &&
+				key_compare(entry_key(e), e->keylen, key, keylen) >= threshold)
+				break;
+			last = p;
+			forward = e->next;
+		}
+	}
+	return last;
+}

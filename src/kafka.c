@@ -65,6 +65,7 @@ static rd_kafka_resp_err_t describe_topic(rd_kafka_t *rk, const char *topic,
 										  int64 *retention_bytes);
 static void check_topic_config(rd_kafka_t *rk, const char *topic);
 static void check_partitions(const char *topic, int partitions);
+static int	compare_names(const ListCell *a, const ListCell *b);
 
 /*
  * KvKafkaSqlstate
@@ -679,4 +680,46 @@ KvKafkaEndOffset(const char *topic)
 				 errmsg("could not read the end offset of topic \"%s\"", topic),
 				 errdetail_internal("%s", rd_kafka_err2str(err))));
 	return high;
+}
+
+/* Order of topic names */
+static int
+compare_names(const ListCell *a, const ListCell *b)
+{
+	return strcmp((const char *) lfirst(a), (const char *) lfirst(b));
+}
+
+/*
+ * KvKafkaListTopics
+ *		The names of the cluster's topics that have exactly one partition,
+ *		sorted.
+ */
+List *
+KvKafkaListTopics(void)
+{
+	rd_kafka_t *rk = get_admin();
+	const struct rd_kafka_metadata *md;
+	rd_kafka_resp_err_t err;
+	TimestampTz deadline;
+	List	   *names = NIL;
+
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), KV_ADMIN_TIMEOUT_MS);
+	while ((err = rd_kafka_metadata(rk, 1, NULL, &md, KV_POLL_MS)) != RD_KAFKA_RESP_ERR_NO_ERROR &&
+		   retry_after(err, deadline))
+		;
+	if (err)
+		ereport(ERROR,
+				(errcode(KvKafkaSqlstate(err)),
+				 errmsg("could not reach Kafka at \"%s\" to list its topics",
+						kvstore_brokers),
+				 errdetail_internal("%s", kv_last_log[0] ? kv_last_log : rd_kafka_err2str(err))));
+	for (int i = 0; i < md->topic_cnt; i++)
+	{
+		if (md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+			md->topics[i].partition_cnt == 1)
+			names = lappend(names, pstrdup(md->topics[i].topic));
+	}
+	rd_kafka_metadata_destroy(md);
+	list_sort(names, compare_names);
+	return names;
 }

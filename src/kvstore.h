@@ -22,6 +22,7 @@
 #ifndef KVSTORE_H
 #define KVSTORE_H
 
+#include "foreign/fdwapi.h"
 #include "port/atomics.h"
 #include "storage/condition_variable.h"
 #include "storage/lwlock.h"
@@ -187,9 +188,89 @@ typedef struct KvScanBounds
 	bool		upper_inclusive;
 	const char *prefix;			/* keys must start with it; NULL: any */
 	uint32		prefixlen;
+	bool		backward;		/* true: in descending order */
 } KvScanBounds;
 
 typedef struct KvScan KvScan;	/* a cursor over one topic, scan.c */
+
+/* What a column of a kvstore foreign table holds */
+typedef enum KvColumnKind
+{
+	KV_COLUMN_UNUSED = 0,		/* a dropped column */
+	KV_COLUMN_KEY,				/* the key */
+	KV_COLUMN_VALUE,			/* the whole value */
+	KV_COLUMN_FIELD,			/* a top-level field of a JSON object value */
+	KV_COLUMN_OFFSET			/* the offset of the record that wrote the key:
+								 * read-only */
+} KvColumnKind;
+
+/*
+ * A kvstore foreign table, from its options and columns: read by
+ * fdw_exec.c, carried from the planner to the executor in fdw_private.
+ */
+typedef struct KvFdwTable
+{
+	char	   *name;			/* of the foreign table, for messages */
+	char	   *topic;
+	bool		json;			/* format 'json': the value is a JSON object
+								 * of the non-key columns */
+	int			batch_size;		/* rows per batch of an INSERT */
+	AttrNumber	key_attno;
+	int			natts;
+	KvColumnKind *kinds;		/* by attribute number - 1 */
+	char	  **fields;			/* JSON field of each KV_COLUMN_FIELD column */
+	Oid		   *types;			/* type of each column */
+} KvFdwTable;
+
+/* How a foreign scan finds its keys */
+typedef enum KvAccess
+{
+	KV_ACCESS_FULL,				/* every key, in order */
+	KV_ACCESS_LOOKUP,			/* key = value: the hash table */
+	KV_ACCESS_LOOKUPS,			/* key = ANY (array): sorted look-ups */
+	KV_ACCESS_RANGE				/* bounds and prefixes: the ordered index */
+} KvAccess;
+
+/* A condition on the key that a foreign scan serves from the index */
+typedef enum KvCondKind
+{
+	KV_COND_EQ,					/* key = arg */
+	KV_COND_ANY,				/* key = ANY (arg) */
+	KV_COND_GE,					/* key >= arg */
+	KV_COND_GT,					/* key > arg */
+	KV_COND_LE,					/* key <= arg */
+	KV_COND_LT,					/* key < arg */
+	KV_COND_PREFIX,				/* starts_with(key, arg), key ^@ arg */
+	KV_COND_LIKE				/* key LIKE arg: the fixed start of the
+								 * pattern */
+} KvCondKind;
+
+/*
+ * Items of the fdw_private list of a kvstore ForeignScan, from fdw_plan.c
+ * to fdw_exec.c.  fdw_exprs holds the clauses the index serves; the
+ * executor evaluates the argument of each that is not the key.
+ */
+enum KvScanPrivateIndex
+{
+	KvScanPrivateTable,			/* the table, as KvFdwTableToList made it */
+	KvScanPrivateAccess,		/* KvAccess, as an Integer */
+	KvScanPrivateBackward,		/* descending order, as an Integer */
+	KvScanPrivateKinds,			/* KvCondKind of each clause (IntList) */
+	KvScanPrivateArgs,			/* the argument of each clause that is not
+								 * the key (IntList) */
+	KvScanPrivateAttrs,			/* attribute numbers the plan reads (IntList) */
+	KvScanPrivateSetProcessed	/* direct modification only: whether it
+								 * counts its rows, as an Integer */
+};
+
+/* Items of the fdw_private list of a kvstore ModifyTable */
+enum KvModifyPrivateIndex
+{
+	KvModifyPrivateTable		/* the table, as KvFdwTableToList made it */
+};
+
+/* Name of the junk column that carries the key to UPDATE and DELETE */
+#define KV_KEY_JUNK "kvstore_key"
 
 /* in kvstore.c */
 extern char *kvstore_brokers;
@@ -204,6 +285,71 @@ extern char *kvstore_kafka_settings;
 extern void KvCheckLoaded(void);
 
 /* in functions.c: SQL-callable, declared by PG_FUNCTION_INFO_V1 */
+
+/* in fdw.c: kvstore_fdw_handler, kvstore_fdw_validator (SQL-callable) */
+
+/* in fdw_plan.c: paths, plans and EXPLAIN of foreign scans and writes */
+extern void kvGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
+								Oid foreigntableid);
+extern void kvGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
+							  Oid foreigntableid);
+extern ForeignScan *kvGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
+									 Oid foreigntableid, ForeignPath *best_path,
+									 List *tlist, List *scan_clauses,
+									 Plan *outer_plan);
+extern void kvExplainForeignScan(ForeignScanState *node, struct ExplainState *es);
+extern void kvAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
+									  RangeTblEntry *target_rte,
+									  Relation target_relation);
+extern List *kvPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
+								 Index resultRelation, int subplan_index);
+extern bool kvPlanDirectModify(PlannerInfo *root, ModifyTable *plan,
+							   Index resultRelation, int subplan_index);
+extern void kvExplainForeignModify(ModifyTableState *mtstate,
+								   ResultRelInfo *rinfo, List *fdw_private,
+								   int subplan_index, struct ExplainState *es);
+extern void kvExplainDirectModify(ForeignScanState *node, struct ExplainState *es);
+
+/* in fdw_exec.c: a table's options, reads and writes of rows, ANALYZE */
+extern KvFdwTable *KvFdwGetTable(Relation rel);
+extern List *KvFdwTableToList(const KvFdwTable *table);
+extern KvFdwTable *KvFdwTableFromList(List *list, Relation rel);
+extern bool KvFdwLikePrefix(const char *pattern, int len, char **prefix,
+							int *prefixlen);
+extern void kvBeginForeignScan(ForeignScanState *node, int eflags);
+extern TupleTableSlot *kvIterateForeignScan(ForeignScanState *node);
+extern void kvReScanForeignScan(ForeignScanState *node);
+extern void kvEndForeignScan(ForeignScanState *node);
+extern void kvBeginForeignModify(ModifyTableState *mtstate,
+								 ResultRelInfo *rinfo, List *fdw_private,
+								 int subplan_index, int eflags);
+extern TupleTableSlot *kvExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
+										   TupleTableSlot *slot,
+										   TupleTableSlot *planSlot);
+extern TupleTableSlot **kvExecForeignBatchInsert(EState *estate,
+												 ResultRelInfo *rinfo,
+												 TupleTableSlot **slots,
+												 TupleTableSlot **planSlots,
+												 int *numSlots);
+extern int	kvGetForeignModifyBatchSize(ResultRelInfo *rinfo);
+extern TupleTableSlot *kvExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
+										   TupleTableSlot *slot,
+										   TupleTableSlot *planSlot);
+extern TupleTableSlot *kvExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
+										   TupleTableSlot *slot,
+										   TupleTableSlot *planSlot);
+extern void kvEndForeignModify(EState *estate, ResultRelInfo *rinfo);
+extern void kvBeginForeignInsert(ModifyTableState *mtstate,
+								 ResultRelInfo *rinfo);
+extern void kvEndForeignInsert(EState *estate, ResultRelInfo *rinfo);
+extern void kvBeginDirectModify(ForeignScanState *node, int eflags);
+extern TupleTableSlot *kvIterateDirectModify(ForeignScanState *node);
+extern void kvEndDirectModify(ForeignScanState *node);
+extern void kvExecForeignTruncate(List *rels, DropBehavior behavior,
+								  bool restart_seqs);
+extern bool kvAnalyzeForeignTable(Relation relation,
+								  AcquireSampleRowsFunc *func,
+								  BlockNumber *totalpages);
 
 /* in record.c */
 extern void KvRecordCheckTopicName(const char *topic);
@@ -238,6 +384,7 @@ extern PGDLLEXPORT void kvstore_launcher_main(Datum main_arg);
 
 /* in topic.c */
 extern void KvTopicCheckAllowed(const char *name);
+extern List *KvTopicList(void);
 extern KvTopicRef *KvTopicOpen(const char *name, KvOpenMode mode);
 extern bool KvTopicCreate(const char *name);
 extern void KvTopicRecheck(KvTopicRef *ref);
@@ -260,6 +407,7 @@ extern bool KvKafkaSettingsAre(const char *settings);
 extern bool KvKafkaTopicExists(const char *topic);
 extern bool KvKafkaCreateTopic(const char *topic);
 extern int64 KvKafkaEndOffset(const char *topic);
+extern List *KvKafkaListTopics(void);
 
 /* in shmem.c */
 extern Size KvShmemSize(void);
@@ -282,6 +430,9 @@ extern bool KvIndexLookup(dsa_area *area, KvIndex *index,
 extern dsa_pointer KvIndexSeek(dsa_area *area, KvIndex *index,
 							   const char *key, uint32 keylen, bool inclusive);
 extern dsa_pointer KvIndexNext(dsa_area *area, dsa_pointer entry);
+extern dsa_pointer KvIndexSeekBefore(dsa_area *area, KvIndex *index,
+									 const char *key, uint32 keylen,
+									 bool inclusive);
 extern void KvIndexView(dsa_area *area, dsa_pointer entry, KvEntryView *view);
 
 #endif							/* KVSTORE_H */

@@ -7,7 +7,10 @@
  * shared hold of the topic lock, and seeks again past the last key it
  * returned before the next batch.  So the worker goes on applying records
  * between batches, and a scan sees every key at most once, in order, with
- * a value it really had.  The index generation is checked under the lock
+ * a value it really had.  The first batches are small and the next ones
+ * double, up to KV_SCAN_BATCH, so that a caller that stops after a few
+ * rows (a LIMIT) copies few.  A cursor in descending order seeks back from
+ * the top of the skip list for every entry, which links only forward.  The index generation is checked under the lock
  * at every batch: a scan that meets a rebuild of the index (the worker
  * restarted, or the log changed) fails rather than return a partial
  * result.  A cursor knows nothing of SQL: the kv_* functions and the
@@ -26,7 +29,8 @@
 
 #include "kvstore.h"
 
-/* Entries copied out under one hold of the topic lock */
+/* Entries copied out under one hold of the topic lock: first, and at most */
+#define KV_SCAN_FIRST_BATCH 8
 #define KV_SCAN_BATCH 256
 
 struct KvScan
@@ -40,6 +44,7 @@ struct KvScan
 	KvRow		rows[KV_SCAN_BATCH];
 	int			nrows;			/* rows in the current batch */
 	int			next;			/* next row of the batch to return */
+	int			batch;			/* rows to copy in the next batch */
 	char	   *last;			/* last key copied out, NULL before any */
 	uint32		lastlen;
 	bool		done;			/* no batch after the current one */
@@ -47,6 +52,8 @@ struct KvScan
 
 static char *copy_key(const char *key, uint32 len);
 static bool past_end(const KvScanBounds *bounds, const char *key, uint32 keylen);
+static bool prefix_successor(const char *prefix, uint32 len, char **succ,
+							 uint32 *succlen);
 static void fill_batch(KvScan *scan);
 static void copy_row(KvEntryView *view, KvRow *row);
 
@@ -92,7 +99,8 @@ copy_row(KvEntryView *view, KvRow *row)
 
 /*
  * KvScanBegin
- *		A cursor over the keys within bounds, in unsigned byte order.
+ *		A cursor over the keys within bounds, in unsigned byte order, or
+ *		descending when bounds->backward.
  *
  * Nothing is read until the first KvScanNext.  The cursor lives in the
  * current memory context.
@@ -119,25 +127,68 @@ KvScanBegin(KvTopicRef *ref, const KvScanBounds *bounds)
 		b->lowerlen = b->prefixlen;
 		b->lower_inclusive = true;
 	}
+
+	/* and, read backwards, before the first key past the prefix */
+	if (b->prefix != NULL && b->backward)
+	{
+		char	   *succ;
+		uint32		succlen;
+
+		if (prefix_successor(b->prefix, b->prefixlen, &succ, &succlen) &&
+			(b->upper == NULL ||
+			 KvKeyCompare(succ, succlen, b->upper, b->upperlen) <= 0))
+		{
+			b->upper = succ;
+			b->upperlen = succlen;
+			b->upper_inclusive = false;
+		}
+	}
+	scan->batch = KV_SCAN_FIRST_BATCH;
 	scan->batch_context = AllocSetContextCreate(CurrentMemoryContext,
 												"kvstore scan",
 												ALLOCSET_DEFAULT_SIZES);
 	return scan;
 }
 
-/* Whether a key lies past the end of the bounds, or outside the prefix */
+/*
+ * The first key in byte order after every key that starts with prefix,
+ * palloc'd; false when there is none (the prefix is all 0xff bytes).
+ */
+static bool
+prefix_successor(const char *prefix, uint32 len, char **succ, uint32 *succlen)
+{
+	while (len > 0 && (unsigned char) prefix[len - 1] == 0xff)
+		len--;
+	if (len == 0)
+		return false;
+	*succ = copy_key(prefix, len);
+	(*succ)[len - 1] = (char) ((unsigned char) prefix[len - 1] + 1);
+	*succlen = len;
+	return true;
+}
+
+/*
+ * Whether a key lies past the end of the bounds, in the direction of the
+ * scan, or outside the prefix
+ */
 static bool
 past_end(const KvScanBounds *bounds, const char *key, uint32 keylen)
 {
+	const char *end = bounds->backward ? bounds->lower : bounds->upper;
+	uint32		endlen = bounds->backward ? bounds->lowerlen : bounds->upperlen;
+	bool		inclusive = bounds->backward ? bounds->lower_inclusive : bounds->upper_inclusive;
+
 	if (bounds->prefix != NULL &&
 		(keylen < bounds->prefixlen ||
 		 memcmp(key, bounds->prefix, bounds->prefixlen) != 0))
 		return true;
-	if (bounds->upper != NULL)
+	if (end != NULL)
 	{
-		int			cmp = KvKeyCompare(key, keylen, bounds->upper, bounds->upperlen);
+		int			cmp = KvKeyCompare(key, keylen, end, endlen);
 
-		if (cmp > 0 || (cmp == 0 && !bounds->upper_inclusive))
+		if (bounds->backward)
+			cmp = -cmp;
+		if (cmp > 0 || (cmp == 0 && !inclusive))
 			return true;
 	}
 	return false;
@@ -171,12 +222,20 @@ fill_batch(KvScan *scan)
 	}
 	scan->generation = generation;
 
-	if (scan->last != NULL)
+	if (b->backward)
+	{
+		if (scan->last != NULL)
+			pos = KvIndexSeekBefore(area, &topic->index, scan->last, scan->lastlen, false);
+		else
+			pos = KvIndexSeekBefore(area, &topic->index, b->upper, b->upperlen,
+									b->upper == NULL || b->upper_inclusive);
+	}
+	else if (scan->last != NULL)
 		pos = KvIndexSeek(area, &topic->index, scan->last, scan->lastlen, false);
 	else
 		pos = KvIndexSeek(area, &topic->index, b->lower, b->lowerlen,
 						  b->lower == NULL || b->lower_inclusive);
-	while (n < KV_SCAN_BATCH)
+	while (n < scan->batch)
 	{
 		KvEntryView view;
 
@@ -187,14 +246,18 @@ fill_batch(KvScan *scan)
 			break;
 		copy_row(&view, &scan->rows[n]);
 		n++;
-		pos = KvIndexNext(area, pos);
+		if (b->backward)
+			pos = KvIndexSeekBefore(area, &topic->index, view.key, view.keylen, false);
+		else
+			pos = KvIndexNext(area, pos);
 	}
 	LWLockRelease(topic->lock);
 	MemoryContextSwitchTo(oldcontext);
 
 	scan->nrows = n;
 	scan->next = 0;
-	scan->done = n < KV_SCAN_BATCH;
+	scan->done = n < scan->batch;
+	scan->batch = Min(scan->batch * 2, KV_SCAN_BATCH);
 	if (n > 0)
 	{
 		/* The resume point outlives the batch's memory */
@@ -243,6 +306,7 @@ KvScanRestart(KvScan *scan)
 	scan->lastlen = 0;
 	scan->nrows = 0;
 	scan->next = 0;
+	scan->batch = KV_SCAN_FIRST_BATCH;
 	scan->done = false;
 	scan->generation = 0;
 }

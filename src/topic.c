@@ -39,6 +39,7 @@
 /* Longest single sleep of a wait, so that state changes are re-read */
 #define KV_WAIT_STEP_MS 1000
 
+static bool is_internal(const char *name);
 static void check_not_internal(const char *name);
 static void refuse_full(const char *name);
 static void wait_step(KvTopic *topic, TimestampTz deadline);
@@ -49,14 +50,21 @@ static int64 wait_deadline_ms(TimestampTz deadline);
 static KvTopicState read_state(KvTopic *topic, int *error_code,
 							   char *error, size_t errorsize);
 
-/* Refuse the internal topics of Kafka and of the systems around it */
+/* Whether a name is an internal topic of Kafka or of the systems around it */
+static bool
+is_internal(const char *name)
+{
+	return name[0] == '_' ||
+		strcmp(name, "connect-configs") == 0 ||
+		strcmp(name, "connect-offsets") == 0 ||
+		strcmp(name, "connect-status") == 0;
+}
+
+/* Refuse the internal topics */
 static void
 check_not_internal(const char *name)
 {
-	if (name[0] == '_' ||
-		strcmp(name, "connect-configs") == 0 ||
-		strcmp(name, "connect-offsets") == 0 ||
-		strcmp(name, "connect-status") == 0)
+	if (is_internal(name))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("topic \"%s\" is an internal topic", name),
@@ -124,6 +132,32 @@ refuse_full(const char *name)
 			 errmsg("cannot attach topic \"%s\": all %d topic slots are in use",
 					name, kvstore_max_topics),
 			 errhint("Raise kvstore.max_topics and restart the server.")));
+}
+
+/*
+ * KvTopicList
+ *		The topics of the cluster this server may attach, sorted by name.
+ *
+ * Kafka's topics of one partition, without the internal ones and those
+ * outside kvstore.allowed_topics; whether a topic is compacted is checked
+ * when it is attached.
+ */
+List *
+KvTopicList(void)
+{
+	List	   *topics = NIL;
+	ListCell   *lc;
+
+	KvCheckLoaded();
+	foreach(lc, KvKafkaListTopics())
+	{
+		char	   *name = (char *) lfirst(lc);
+
+		if (strlen(name) <= KV_MAX_TOPIC_NAME && !is_internal(name) &&
+			allowed_by_list(name))
+			topics = lappend(topics, name);
+	}
+	return topics;
 }
 
 /*

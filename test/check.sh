@@ -55,7 +55,10 @@ kv_user_kafka "$work"
 chown "$KV_USER" "$work/pg" "$work/regress" "$work/tap"
 
 brokers=$(kv_timed "kafka start" kv_kafka_start "$work/kafka" 1)
-port=$(kv_timed "postgres start" kv_pg_start "$work/pg" "$brokers")
+# Room for the topics of pg_regress and pgTAP together, and for the
+# million-row foreign table of the pgTAP layer
+port=$(kv_timed "postgres start" kv_pg_start "$work/pg" "$brokers" "kvstore.max_topics = 24
+kvstore.shared_memory = '256MB'")
 kv_log "Kafka at $brokers, PostgreSQL on port $port"
 
 passed=0

@@ -416,6 +416,23 @@ seek_matches(dsa_area *area, KvIndex *index, const char *key, uint32 keylen,
 	return view_is(&v, &model[i]);
 }
 
+/* A backward seek lands where the model says it should */
+static bool
+seek_before_matches(dsa_area *area, KvIndex *index, const char *key,
+					uint32 keylen, bool inclusive)
+{
+	dsa_pointer p = KvIndexSeekBefore(area, index, key, keylen, inclusive);
+	int			i = (key == NULL ? nmodel : model_bound(key, keylen, !inclusive)) - 1;
+	KvEntryView v;
+
+	if (i < 0)
+		return !DsaPointerIsValid(p);
+	if (!DsaPointerIsValid(p))
+		return false;
+	KvIndexView(area, p, &v);
+	return view_is(&v, &model[i]);
+}
+
 /* ---- helpers ---- */
 
 static KvRecord
@@ -686,6 +703,14 @@ test_order(dsa_area *area, KvIndex *index)
 	check(!DsaPointerIsValid(p) &&
 		  !DsaPointerIsValid(KvIndexSeek(area, index, "\xff", 1, true)),
 		  "seek past the last key finds nothing");
+	check(seek_before_matches(area, index, NULL, 0, true) &&
+		  seek_before_matches(area, index, "\x61\xff", 2, true) &&
+		  seek_before_matches(area, index, "\x61\xff", 2, false) &&
+		  seek_before_matches(area, index, "\x61\xff\x00\x00", 4, false) &&
+		  seek_before_matches(area, index, "\x61", 1, false) &&
+		  seek_before_matches(area, index, "", 0, true) &&
+		  seek_before_matches(area, index, "\xff", 1, false),
+		  "backward seeks land on the last key before, or find nothing");
 	KvIndexClear(area, index);
 	model_clear();
 }
@@ -833,7 +858,9 @@ test_random(dsa_area *area, KvIndex *index)
 		{
 			keylen = random_key(key, 5);
 			ok = ok && seek_matches(area, index, key, keylen, true) &&
-				seek_matches(area, index, key, keylen, false);
+				seek_matches(area, index, key, keylen, false) &&
+				seek_before_matches(area, index, key, keylen, true) &&
+				seek_before_matches(area, index, key, keylen, false);
 			seeks += 2;
 		}
 	}

@@ -314,6 +314,74 @@ func main() {
 	// the foreign table: INSERT ... VALUES ($1, $2), WHERE key = $1,
 	// key = ANY($1) with a slice, COPY through CopyFrom
 	// ==================================================================
+	table := topic + "_table"
+
+	check("a foreign table over a topic of its own", func() error {
+		if _, err := db.Exec(ctx, "CREATE SERVER IF NOT EXISTS clients_kv FOREIGN DATA WRAPPER kvstore"); err != nil {
+			return err
+		}
+		_, err := db.Exec(ctx, fmt.Sprintf(`CREATE FOREIGN TABLE %s (key text COLLATE "C", value text) SERVER clients_kv OPTIONS (topic '%s')`, table, table))
+		return err
+	})
+
+	check("INSERT ... VALUES ($1, $2) with strings", func() error {
+		tag, err := db.Exec(ctx, "INSERT INTO "+table+" (key, value) VALUES ($1, $2), ($3, $4)",
+			"user:1", "alice", "user:2", "bob")
+		if err != nil {
+			return err
+		}
+		return expect(tag.RowsAffected(), int64(2))
+	})
+
+	check("WHERE key = $1", func() error {
+		var value string
+		if err := db.QueryRow(ctx, "SELECT value FROM "+table+" WHERE key = $1", "user:2").Scan(&value); err != nil {
+			return err
+		}
+		return expect(value, "bob")
+	})
+
+	check("WHERE key = ANY($1) with a slice", func() error {
+		keys, err := scanKeys[string](ctx, db, "SELECT key FROM "+table+" WHERE key = ANY($1)",
+			[]string{"user:2", "user:404", "user:1"})
+		if err != nil {
+			return err
+		}
+		return expect(keys, []string{"user:1", "user:2"})
+	})
+
+	check("COPY through CopyFrom", func() error {
+		rows := make([][]any, 100)
+		for i := range rows {
+			rows[i] = []any{fmt.Sprintf("copy:%03d", i), fmt.Sprintf("v%d", i)}
+		}
+		n, err := db.CopyFrom(ctx, pgx.Identifier{table}, []string{"key", "value"}, pgx.CopyFromRows(rows))
+		if err != nil {
+			return err
+		}
+		var count int64
+		var last string
+		if err := db.QueryRow(ctx, "SELECT count(*), max(key) FROM "+table+" WHERE key LIKE $1", "copy:%").Scan(&count, &last); err != nil {
+			return err
+		}
+		return expect([]any{n, count, last}, []any{int64(100), int64(100), "copy:099"})
+	})
+
+	check("a NULL key fails with 23502 and writes nothing of the statement", func() error {
+		if err := expect(sqlstate(ctx, db, "INSERT INTO "+table+" VALUES ($1, $2), ($3, $4)", "ok", "1", nil, "2"), "23502"); err != nil {
+			return err
+		}
+		var n int64
+		if err := db.QueryRow(ctx, "SELECT count(*) FROM "+table+" WHERE key = $1", "ok").Scan(&n); err != nil {
+			return err
+		}
+		if err := expect(n, int64(0)); err != nil {
+			return err
+		}
+		_, err := db.Exec(ctx, "DROP FOREIGN TABLE "+table)
+		return err
+	})
+
 
 	fmt.Printf("1..%d\n", count)
 	if failed > 0 {

@@ -9,17 +9,21 @@
  * The database has the kvstore extension; the topic is created by the
  * first write.
  */
+import java.io.StringReader;
 import java.security.SecureRandom;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
+import java.sql.Statement;
 import java.sql.Types;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.List;
+import org.postgresql.copy.CopyManager;
+import org.postgresql.core.BaseConnection;
 
 public class Client {
     interface Check {
@@ -307,6 +311,68 @@ public class Client {
         // the foreign table: INSERT ... VALUES (?, ?), WHERE key = ?,
         // key = ANY(?) with an array, COPY through CopyManager
         // ==============================================================
+        String table = topic + "_table";
+
+        check("a foreign table over a topic of its own", () -> {
+            try (Statement st = db.createStatement()) {
+                st.execute("CREATE SERVER IF NOT EXISTS clients_kv FOREIGN DATA WRAPPER kvstore");
+                st.execute("CREATE FOREIGN TABLE " + table + " (key text COLLATE \"C\", value text) "
+                    + "SERVER clients_kv OPTIONS (topic '" + table + "')");
+            }
+        });
+
+        check("INSERT ... VALUES (?, ?) with strings", () -> {
+            PreparedStatement insert = db.prepareStatement(
+                "INSERT INTO " + table + " (key, value) VALUES (?, ?), (?, ?)");
+            insert.setString(1, "user:1");
+            insert.setString(2, "alice");
+            insert.setString(3, "user:2");
+            insert.setString(4, "bob");
+            expect(insert.executeUpdate(), 2);
+        });
+
+        check("WHERE key = ?", () -> {
+            PreparedStatement get = db.prepareStatement("SELECT value FROM " + table + " WHERE key = ?");
+            get.setString(1, "user:2");
+            expect(rows(get), List.of("bob"));
+        });
+
+        check("WHERE key = ANY(?) with an array", () -> {
+            PreparedStatement get = db.prepareStatement(
+                "SELECT key, value FROM " + table + " WHERE key = ANY(?)");
+            get.setObject(1, new String[] {"user:2", "user:404", "user:1"});
+            expect(rows(get), List.of("user:1=alice", "user:2=bob"));
+        });
+
+        check("COPY through CopyManager", () -> {
+            StringBuilder data = new StringBuilder();
+            for (int i = 0; i < 100; i++)
+                data.append(String.format("copy:%03d\tv%d\n", i, i));
+            long n = new CopyManager(db.unwrap(BaseConnection.class)).copyIn(
+                "COPY " + table + " (key, value) FROM STDIN", new StringReader(data.toString()));
+            expect(n, 100L);
+            PreparedStatement get = db.prepareStatement(
+                "SELECT count(*), max(key) FROM " + table + " WHERE key LIKE ?");
+            get.setString(1, "copy:%");
+            expect(rows(get), List.of("100=copy:099"));
+        });
+
+        check("a NULL key fails with 23502 and writes nothing of the statement", () -> {
+            PreparedStatement insert = db.prepareStatement(
+                "INSERT INTO " + table + " VALUES (?, ?), (?, ?)");
+            insert.setString(1, "ok");
+            insert.setString(2, "1");
+            insert.setNull(3, Types.VARCHAR);
+            insert.setString(4, "2");
+            expect(sqlstate(insert), "23502");
+            PreparedStatement get = db.prepareStatement("SELECT count(*) FROM " + table + " WHERE key = ?");
+            get.setString(1, "ok");
+            expect(rows(get), List.of("0"));
+            try (Statement st = db.createStatement()) {
+                st.execute("DROP FOREIGN TABLE " + table);
+            }
+        });
+
 
         db.close();
         System.out.println("1.." + count);

@@ -10,7 +10,10 @@
 
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
+const { Readable } = require('node:stream');
+const { pipeline } = require('node:stream/promises');
 const pg = require('pg');
+const { from: copyFrom } = require('pg-copy-streams');
 
 let count = 0;
 let failed = 0;
@@ -180,6 +183,47 @@ async function main() {
   // the foreign table: INSERT ... VALUES ($1, $2), WHERE key = $1,
   // key = ANY($1) with an array, COPY through the driver's copy API
   // ==================================================================
+  const table = topic + '_table';
+
+  await check('a foreign table over a topic of its own', async () => {
+    await db.query('CREATE SERVER IF NOT EXISTS clients_kv FOREIGN DATA WRAPPER kvstore');
+    await db.query(`CREATE FOREIGN TABLE ${table} (key text COLLATE "C", value text) ` +
+      `SERVER clients_kv OPTIONS (topic '${table}')`);
+  });
+
+  await check('INSERT ... VALUES ($1, $2) with strings', async () => {
+    const res = await db.query(`INSERT INTO ${table} (key, value) VALUES ($1, $2), ($3, $4)`,
+      ['user:1', 'alice', 'user:2', 'bob']);
+    assert.equal(res.rowCount, 2);
+  });
+
+  await check('WHERE key = $1', async () => {
+    const res = await db.query(`SELECT value FROM ${table} WHERE key = $1`, ['user:2']);
+    assert.deepEqual(res.rows, [{ value: 'bob' }]);
+  });
+
+  await check('WHERE key = ANY($1) with an array', async () => {
+    const res = await db.query(`SELECT key, value FROM ${table} WHERE key = ANY($1)`,
+      [['user:2', 'user:404', 'user:1']]);
+    assert.deepEqual(res.rows, [{ key: 'user:1', value: 'alice' }, { key: 'user:2', value: 'bob' }]);
+  });
+
+  await check('COPY through pg-copy-streams', async () => {
+    const stream = db.query(copyFrom(`COPY ${table} (key, value) FROM STDIN`));
+    const lines = [];
+    for (let i = 0; i < 100; i++) lines.push(`copy:${String(i).padStart(3, '0')}\tv${i}\n`);
+    await pipeline(Readable.from(lines), stream);
+    const res = await db.query(`SELECT count(*), max(key) FROM ${table} WHERE key LIKE $1`, ['copy:%']);
+    assert.deepEqual(res.rows, [{ count: '100', max: 'copy:099' }]);
+  });
+
+  await check('a NULL key fails with 23502 and writes nothing of the statement', async () => {
+    assert.equal(await sqlstate(db, `INSERT INTO ${table} VALUES ($1, $2), ($3, $4)`, ['ok', '1', null, '2']), '23502');
+    const res = await db.query(`SELECT count(*) FROM ${table} WHERE key = $1`, ['ok']);
+    assert.equal(res.rows[0].count, '0');
+    await db.query(`DROP FOREIGN TABLE ${table}`);
+  });
+
 
   await db.end();
   console.log(`1..${count}`);

@@ -201,6 +201,54 @@ def _():
 # the foreign table: INSERT ... VALUES (%s, %s), WHERE key = %s,
 # key = ANY(%s) with a list, COPY through cursor.copy()
 # ======================================================================
+table = topic + "_table"
+
+
+@check("a foreign table over a topic of its own")
+def _():
+    db.execute("CREATE SERVER IF NOT EXISTS clients_kv FOREIGN DATA WRAPPER kvstore")
+    db.execute(f"CREATE FOREIGN TABLE {table} (key text COLLATE \"C\", value text) "
+               f"SERVER clients_kv OPTIONS (topic '{table}')")
+
+
+@check("INSERT ... VALUES (%s, %s) with strings")
+def _():
+    cur = db.execute(f"INSERT INTO {table} (key, value) VALUES (%s, %s), (%s, %s)",
+                     ("user:1", "alice", "user:2", "bob"))
+    assert cur.rowcount == 2, cur.rowcount
+
+
+@check("WHERE key = %s")
+def _():
+    (value,) = db.execute(f"SELECT value FROM {table} WHERE key = %s", ("user:2",)).fetchone()
+    assert value == "bob", value
+
+
+@check("WHERE key = ANY(%s) with a list")
+def _():
+    rows = db.execute(f"SELECT key, value FROM {table} WHERE key = ANY(%s)",
+                      (["user:2", "user:404", "user:1"],)).fetchall()
+    assert rows == [("user:1", "alice"), ("user:2", "bob")], rows
+
+
+@check("COPY FROM STDIN through cursor.copy()")
+def _():
+    with db.cursor() as cur:
+        with cur.copy(f"COPY {table} (key, value) FROM STDIN") as copy:
+            for i in range(100):
+                copy.write_row((f"copy:{i:03}", f"v{i}"))
+    (n, last) = db.execute(f"SELECT count(*), max(key) FROM {table} WHERE key LIKE %s",
+                           ("copy:%",)).fetchone()
+    assert (n, last) == (100, "copy:099"), (n, last)
+
+
+@check("a NULL key fails with 23502 and writes nothing of the statement")
+def _():
+    assert sqlstate(db, f"INSERT INTO {table} VALUES (%s, %s), (%s, %s)", ("ok", "1", None, "2")) == "23502"
+    (n,) = db.execute(f"SELECT count(*) FROM {table} WHERE key = %s", ("ok",)).fetchone()
+    assert n == 0, n
+    db.execute(f"DROP FOREIGN TABLE {table}")
+
 
 db.close()
 print(f"1..{count}")

@@ -168,6 +168,43 @@ async def main():
     # the foreign table: INSERT ... VALUES ($1, $2), WHERE key = $1,
     # key = ANY($1) with a list, COPY through copy_records_to_table()
     # ==================================================================
+    table = topic + "_table"
+
+    async def create_table():
+        await db.execute("CREATE SERVER IF NOT EXISTS clients_kv FOREIGN DATA WRAPPER kvstore")
+        await db.execute(f"CREATE FOREIGN TABLE {table} (key text COLLATE \"C\", value text) "
+                         f"SERVER clients_kv OPTIONS (topic '{table}')")
+
+    async def insert():
+        status = await db.execute(f"INSERT INTO {table} (key, value) VALUES ($1, $2), ($3, $4)",
+                                  "user:1", "alice", "user:2", "bob")
+        assert status == "INSERT 0 2", status
+
+    async def select_key():
+        assert await db.fetchval(f"SELECT value FROM {table} WHERE key = $1", "user:2") == "bob"
+
+    async def select_any():
+        rows = await db.fetch(f"SELECT key, value FROM {table} WHERE key = ANY($1)",
+                              ["user:2", "user:404", "user:1"])
+        assert [tuple(r) for r in rows] == [("user:1", "alice"), ("user:2", "bob")], rows
+
+    async def copy():
+        await db.copy_records_to_table(table, records=[(f"copy:{i:03}", f"v{i}") for i in range(100)],
+                                       columns=["key", "value"])
+        row = await db.fetchrow(f"SELECT count(*), max(key) FROM {table} WHERE key LIKE $1", "copy:%")
+        assert tuple(row) == (100, "copy:099"), row
+
+    async def failed_insert():
+        assert await sqlstate(db, f"INSERT INTO {table} VALUES ($1, $2), ($3, $4)", "ok", "1", None, "2") == "23502"
+        assert await db.fetchval(f"SELECT count(*) FROM {table} WHERE key = $1", "ok") == 0
+        await db.execute(f"DROP FOREIGN TABLE {table}")
+
+    await check("a foreign table over a topic of its own", create_table())
+    await check("INSERT ... VALUES ($1, $2) with strings", insert())
+    await check("WHERE key = $1", select_key())
+    await check("WHERE key = ANY($1) with a list", select_any())
+    await check("COPY through copy_records_to_table()", copy())
+    await check("a NULL key fails with 23502 and writes nothing of the statement", failed_insert())
 
     await db.close()
     print(f"1..{count}")

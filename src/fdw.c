@@ -1,0 +1,305 @@
+/*-------------------------------------------------------------------------
+ *
+ * fdw.c
+ *		  The foreign data wrapper: handler, option validator, IMPORT FOREIGN
+ *		  SCHEMA
+ *
+ * A kvstore foreign table is a topic seen as a table: one row per live
+ * key.  The handler hands the planner callbacks of fdw_plan.c and the
+ * executor callbacks of fdw_exec.c to PostgreSQL.
+ *
+ * The validator runs at CREATE and ALTER of servers, foreign tables and
+ * their columns, and checks the syntax of each option only: it asks
+ * nothing of Kafka, and a topic named by a table is checked against the
+ * names kvstore may attach (KvTopicCheckAllowed) but not looked up.  How
+ * the options of one table fit together (one key column, the types of the
+ * columns) is checked when the table is used (KvFdwGetTable), since a
+ * column option is validated without its table.
+ *
+ * IMPORT FOREIGN SCHEMA makes one table (key text COLLATE "C", value text)
+ * per topic of the cluster that this server may attach.
+ *
+ * IDENTIFICATION
+ *		  src/fdw.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/reloptions.h"
+#include "catalog/pg_attribute.h"
+#include "catalog/pg_foreign_server.h"
+#include "catalog/pg_foreign_table.h"
+#include "commands/defrem.h"
+#include "foreign/fdwapi.h"
+#include "foreign/foreign.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+
+#include "kvstore.h"
+
+PG_FUNCTION_INFO_V1(kvstore_fdw_handler);
+PG_FUNCTION_INFO_V1(kvstore_fdw_validator);
+
+/* One option and the catalog of the objects it belongs to */
+typedef struct KvFdwOption
+{
+	const char *name;
+	Oid			context;		/* ForeignTableRelationId, ... */
+} KvFdwOption;
+
+static const KvFdwOption kv_fdw_options[] = {
+	{"batch_size", ForeignServerRelationId},
+	{"topic", ForeignTableRelationId},
+	{"format", ForeignTableRelationId},
+	{"batch_size", ForeignTableRelationId},
+	{"key", AttributeRelationId},
+	{"value", AttributeRelationId},
+	{"field", AttributeRelationId},
+	{"metadata", AttributeRelationId},
+	{NULL, InvalidOid}
+};
+
+static int	kvIsForeignRelUpdatable(Relation rel);
+static List *kvImportForeignSchema(ImportForeignSchemaStmt *stmt,
+								   Oid serverOid);
+static bool is_valid_option(const char *name, Oid context);
+static char *valid_options_list(Oid context);
+static void check_option_value(DefElem *def, Oid context);
+
+/*
+ * kvstore_fdw_handler
+ *		The callbacks of the kvstore foreign data wrapper.
+ */
+Datum
+kvstore_fdw_handler(PG_FUNCTION_ARGS)
+{
+	FdwRoutine *routine = makeNode(FdwRoutine);
+
+	/* reads: fdw_plan.c plans, fdw_exec.c runs */
+	routine->GetForeignRelSize = kvGetForeignRelSize;
+	routine->GetForeignPaths = kvGetForeignPaths;
+	routine->GetForeignPlan = kvGetForeignPlan;
+	routine->BeginForeignScan = kvBeginForeignScan;
+	routine->IterateForeignScan = kvIterateForeignScan;
+	routine->ReScanForeignScan = kvReScanForeignScan;
+	routine->EndForeignScan = kvEndForeignScan;
+	routine->ExplainForeignScan = kvExplainForeignScan;
+	routine->AnalyzeForeignTable = kvAnalyzeForeignTable;
+
+	/* writes */
+	routine->IsForeignRelUpdatable = kvIsForeignRelUpdatable;
+	routine->AddForeignUpdateTargets = kvAddForeignUpdateTargets;
+	routine->PlanForeignModify = kvPlanForeignModify;
+	routine->BeginForeignModify = kvBeginForeignModify;
+	routine->ExecForeignInsert = kvExecForeignInsert;
+	routine->ExecForeignBatchInsert = kvExecForeignBatchInsert;
+	routine->GetForeignModifyBatchSize = kvGetForeignModifyBatchSize;
+	routine->ExecForeignUpdate = kvExecForeignUpdate;
+	routine->ExecForeignDelete = kvExecForeignDelete;
+	routine->EndForeignModify = kvEndForeignModify;
+	routine->BeginForeignInsert = kvBeginForeignInsert;
+	routine->EndForeignInsert = kvEndForeignInsert;
+	routine->ExplainForeignModify = kvExplainForeignModify;
+	routine->PlanDirectModify = kvPlanDirectModify;
+	routine->BeginDirectModify = kvBeginDirectModify;
+	routine->IterateDirectModify = kvIterateDirectModify;
+	routine->EndDirectModify = kvEndDirectModify;
+	routine->ExplainDirectModify = kvExplainDirectModify;
+	routine->ExecForeignTruncate = kvExecForeignTruncate;
+
+	routine->ImportForeignSchema = kvImportForeignSchema;
+
+	PG_RETURN_POINTER(routine);
+}
+
+/* Every kvstore foreign table takes INSERT, UPDATE and DELETE */
+static int
+kvIsForeignRelUpdatable(Relation rel)
+{
+	return (1 << CMD_INSERT) | (1 << CMD_UPDATE) | (1 << CMD_DELETE);
+}
+
+/* Whether name is an option of the objects of catalog context */
+static bool
+is_valid_option(const char *name, Oid context)
+{
+	for (const KvFdwOption *opt = kv_fdw_options; opt->name; opt++)
+	{
+		if (opt->context == context && strcmp(opt->name, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* The options of the objects of catalog context, for a hint */
+static char *
+valid_options_list(Oid context)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (const KvFdwOption *opt = kv_fdw_options; opt->name; opt++)
+	{
+		if (opt->context == context)
+			appendStringInfo(&buf, "%s%s", buf.len > 0 ? ", " : "", opt->name);
+	}
+	return buf.data;
+}
+
+/* Refuse a malformed option value */
+static void
+check_option_value(DefElem *def, Oid context)
+{
+	const char *value = defGetString(def);
+
+	if (strcmp(def->defname, "topic") == 0)
+		KvTopicCheckAllowed(value);
+	else if (strcmp(def->defname, "format") == 0)
+	{
+		if (strcmp(value, "raw") != 0 && strcmp(value, "json") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid value for option \"format\": \"%s\"", value),
+					 errhint("Valid values are \"raw\" (a key column and a value column) and \"json\" (the value is a JSON object of the other columns).")));
+	}
+	else if (strcmp(def->defname, "batch_size") == 0)
+	{
+		int			batch_size;
+
+		if (!parse_int(value, &batch_size, 0, NULL) || batch_size < 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid value for option \"batch_size\": \"%s\"", value),
+					 errhint("batch_size is a whole number of rows, at least 1.")));
+	}
+	else if (strcmp(def->defname, "key") == 0 ||
+			 strcmp(def->defname, "value") == 0)
+		(void) defGetBoolean(def);
+	else if (strcmp(def->defname, "field") == 0)
+	{
+		if (value[0] == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"field\" must not be empty")));
+	}
+	else if (strcmp(def->defname, "metadata") == 0)
+	{
+		if (strcmp(value, "timestamp") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("metadata column \"timestamp\" is not supported"),
+					 errdetail("The index of a topic keeps the offset of the record that wrote each key, not its timestamp.")));
+		if (strcmp(value, "offset") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid value for option \"metadata\": \"%s\"", value),
+					 errhint("The valid value is \"offset\", for a bigint column.")));
+	}
+}
+
+/*
+ * kvstore_fdw_validator
+ *		Refuse unknown and malformed options of kvstore servers, foreign
+ *		tables and their columns.
+ *
+ * Only the syntax of each option is checked here: nothing is asked of
+ * Kafka, so that a table can be created before its topic.
+ */
+Datum
+kvstore_fdw_validator(PG_FUNCTION_ARGS)
+{
+	List	   *options = untransformRelOptions(PG_GETARG_DATUM(0));
+	Oid			catalog = PG_GETARG_OID(1);
+	ListCell   *lc;
+	bool		key = false;
+	bool		value = false;
+	int			column_roles = 0;
+
+	foreach(lc, options)
+	{
+		DefElem    *def = (DefElem *) lfirst(lc);
+
+		if (!is_valid_option(def->defname, catalog))
+		{
+			char	   *valid = valid_options_list(catalog);
+
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+					 errmsg("invalid option \"%s\"", def->defname),
+					 valid[0] != '\0' ?
+					 errhint("Valid options in this context are: %s.", valid) :
+					 errhint("There are no valid options in this context.")));
+		}
+		check_option_value(def, catalog);
+
+		if (strcmp(def->defname, "key") == 0)
+			key = defGetBoolean(def);
+		else if (strcmp(def->defname, "value") == 0)
+			value = defGetBoolean(def);
+		else if (strcmp(def->defname, "field") == 0 ||
+				 strcmp(def->defname, "metadata") == 0)
+			column_roles++;
+	}
+
+	/* A column holds one thing */
+	if (catalog == AttributeRelationId && key + value + column_roles > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("conflicting options for a column of a kvstore foreign table"),
+				 errdetail("A column is the key, the value, a JSON field or a metadata column, not several of them.")));
+
+	PG_RETURN_VOID();
+}
+
+/*
+ * kvImportForeignSchema
+ *		One foreign table (key text COLLATE "C", value text) per topic of
+ *		the cluster that this server may attach.
+ *
+ * The remote schema name is not used: a Kafka cluster has one set of
+ * topics.  Each table is named after its topic.
+ */
+static List *
+kvImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
+{
+	ForeignServer *server = GetForeignServer(serverOid);
+	List	   *commands = NIL;
+	ListCell   *lc;
+
+	foreach(lc, stmt->options)
+	{
+		DefElem    *def = (DefElem *) lfirst(lc);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("invalid option \"%s\"", def->defname),
+				 errhint("IMPORT FOREIGN SCHEMA of a kvstore server takes no options.")));
+	}
+
+	foreach(lc, KvTopicList())
+	{
+		char	   *topic = (char *) lfirst(lc);
+		bool		listed = false;
+		ListCell   *tc;
+
+		foreach(tc, stmt->table_list)
+		{
+			RangeVar   *rv = (RangeVar *) lfirst(tc);
+
+			if (strcmp(rv->relname, topic) == 0)
+				listed = true;
+		}
+		if ((stmt->list_type == FDW_IMPORT_SCHEMA_LIMIT_TO && !listed) ||
+			(stmt->list_type == FDW_IMPORT_SCHEMA_EXCEPT && listed))
+			continue;
+
+		commands = lappend(commands,
+						   psprintf("CREATE FOREIGN TABLE %s (key text COLLATE \"C\", value text) SERVER %s OPTIONS (topic %s)",
+									quote_identifier(topic),
+									quote_identifier(server->servername),
+									quote_literal_cstr(topic)));
+	}
+	return commands;
+}

@@ -1091,17 +1091,21 @@ dsa_pointer
 KvIndexSeekBefore(dsa_area *area, KvIndex *index, const char *key,
 				  uint32 keylen, bool inclusive)
 {
-	dsa_pointer *forward = index->head;
-	dsa_pointer last = InvalidDsaPointer;
+	KvRef	   *forward = index->head;
+	KvRef		last = 0;
 	int			threshold = inclusive ? 1 : 0;
+	dsa_pointer *dir;
 
+	if (index->level == 0)
+		return InvalidDsaPointer;
+	dir = directory(area, index);
 	for (int i = index->level - 1; i >= 0; i--)
 	{
-		dsa_pointer p;
+		KvRef		p;
 
-		while (DsaPointerIsValid(p = forward[i]))
+		while ((p = forward[i]) != 0)
 		{
-			KvEntry    *e = entry_at(area, p);
+			KvEntry    *e = entry_in(area, dir, p);
 
 			if (key != NULL &&
 				key_compare(entry_key(e), e->keylen, key, keylen) >= threshold)
@@ -1110,5 +1114,5 @@ KvIndexSeekBefore(dsa_area *area, KvIndex *index, const char *key,
 			forward = e->next;
 		}
 	}
-	return last;
+	return last == 0 ? InvalidDsaPointer : ref_pointer(area, index, last);
 }

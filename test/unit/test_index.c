@@ -507,7 +507,7 @@ random_value(char *value)
 	return len;
 }
 
-typedef struct Snapshot
+typedef struct IndexSnapshot
 {
 	uint64		nkeys;
 	uint64		bytes;
@@ -517,12 +517,12 @@ typedef struct Snapshot
 	int			level;
 	size_t		used;
 	long		live;
-} Snapshot;
+} IndexSnapshot;
 
-static Snapshot
+static IndexSnapshot
 snapshot(dsa_area *area, KvIndex *index)
 {
-	Snapshot	s;
+	IndexSnapshot	s;
 
 	s.nkeys = index->nkeys;
 	s.bytes = index->bytes;
@@ -536,9 +536,9 @@ snapshot(dsa_area *area, KvIndex *index)
 }
 
 static bool
-unchanged(dsa_area *area, KvIndex *index, Snapshot s)
+unchanged(dsa_area *area, KvIndex *index, IndexSnapshot s)
 {
-	Snapshot	t = snapshot(area, index);
+	IndexSnapshot	t = snapshot(area, index);
 
 	if (s.nkeys != t.nkeys || s.bytes != t.bytes || s.nbuckets != t.nbuckets ||
 		s.nchunks != t.nchunks || s.chunks_live != t.chunks_live ||
@@ -881,7 +881,7 @@ apply_with_faults(dsa_area *area, KvIndex *index, KvRecord r, int64 offset)
 {
 	for (int n = 0; n < 10; n++)
 	{
-		Snapshot	s = snapshot(area, index);
+		IndexSnapshot	s = snapshot(area, index);
 
 		area->fail_in = n;
 		if (apply(area, index, r, offset))
@@ -902,7 +902,7 @@ test_out_of_memory(dsa_area *area, KvIndex *index)
 	char		key[32];
 	char		value[20000];
 	KvEntryView v;
-	Snapshot	s;
+	IndexSnapshot	s;
 	bool		ok;
 	int			faults;
 	int			count;
@@ -1019,7 +1019,7 @@ test_out_of_memory(dsa_area *area, KvIndex *index)
 	{
 		uint32		keylen = random_key(key, 4);
 		KvRecord	r;
-		Snapshot	before = snapshot(area, index);
+		IndexSnapshot	before = snapshot(area, index);
 
 		if (rng() % 4 == 0)
 			r = del(key, keylen);

@@ -296,7 +296,7 @@ done
 	echo "os: $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r)"
 	echo "postgresql: $("$KV_PGBIN/postgres" --version | cut -d' ' -f3)"
 	echo "librdkafka: $(dpkg-query -W -f='${Version}' librdkafka1)"
-	echo "kafka: $(ls "$KV_ROOT"/.kafka/libs/kafka_2.13-*.jar | sed 's/.*kafka_2.13-//; s/\.jar$//'), one KRaft node on loopback"
+	echo "kafka: $KV_KAFKA_VERSION (KAFKA_VERSION), one KRaft node on loopback"
 	echo "java: $(java -version 2>&1 | head -n 1)"
 	echo "go: $(go version | cut -d' ' -f3), franz-go $(awk '$1 == "github.com/twmb/franz-go" {print $2}' "$KV_ROOT/bench/gokv/go.mod"), go-memdb $(awk '$1 == "github.com/hashicorp/go-memdb" {print $2}' "$KV_ROOT/bench/gokv/go.mod")"
 	echo "settings: kvstore.shared_memory = 3GB, fsync = off, shared_buffers = 256MB; producers idempotent with acks=all; consumers read_committed"

@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
 #
-# check.sh: run the whole kvstore test suite on this machine, from nothing.
+# check.sh: run the kvstore test suite on this machine, from nothing.
 #
-# Installs what is missing, builds and installs the extension, fetches
-# Kafka, starts a throwaway single-node Kafka and a throwaway PostgreSQL
-# with kvstore, then runs the three layers:
+#   test/check.sh [--kafka VERSION] [--layers L,L...]
+#   test/check.sh --ci
 #
-#   1. pg_regress (sql/ against expected/), through PGXS installcheck
-#   2. pgTAP files (test/pgtap/) with pg_prove
-#   3. Perl TAP tests (test/t/) with PostgreSQL::Test::Cluster, which
-#      start their own servers and, for fault tests, a 3-node Kafka
-#   4. client programs (test/clients/) driving the functions through
-#      node-postgres, pgx, psycopg 3, asyncpg and pgJDBC, against the
-#      server of 2
+# Installs what is missing, builds and installs the extension, fetches the
+# chosen Apache Kafka (default KAFKA_VERSION, else the newest 4.x the bed
+# knows, see test/kafka/kafka.sh),
+# starts a throwaway single-node Kafka and a throwaway PostgreSQL with
+# kvstore, then runs the layers (default all, in this order):
 #
-# and, first, the unit test of the index structures (test/unit/), under
-# valgrind.
+#   unit       the index structures (test/unit/), under valgrind
+#   regress    pg_regress (sql/ against expected/), through PGXS installcheck
+#   pgtap      pgTAP files (test/pgtap/) with pg_prove
+#   tap        Perl TAP tests (test/t/) with PostgreSQL::Test::Cluster, which
+#              start their own servers and, for fault tests, a 3-node Kafka
+#   clients    client programs (test/clients/) driving the functions through
+#              node-postgres, pgx, psycopg 3, asyncpg and pgJDBC
+#
+# --ci runs, in one go: every layer with the default Kafka, then regress,
+# pgtap and tap with Kafka 3.9.1.
 #
 # Everything is stopped and removed at the end, also on failure or ^C.
 # The layers run in the background while the script waits, so that a
@@ -26,44 +31,47 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+all_layers=unit,regress,pgtap,tap,clients
+
+usage() {
+	sed -n '3,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	exit 2
+}
+
+kafka=$KV_KAFKA_VERSION
+layers=$all_layers
+ci=""
+while [ $# -gt 0 ]; do
+	case $1 in
+		--kafka) kafka=${2:?}; shift 2 ;;
+		--layers) layers=${2:?}; shift 2 ;;
+		--ci) ci=1; shift ;;
+		*) usage ;;
+	esac
+done
+for layer in ${layers//,/ }; do
+	[[ ",$all_layers," == *",$layer,"* ]] || { kv_log "unknown layer $layer"; usage; }
+done
+
 [ "$(id -u)" = 0 ] || { kv_log "run as root (it installs packages)"; exit 1; }
 
 work=""
 counted=""
+passed=0
+failed=0
+summary=""
 cleanup() {
 	local rc=$?
 	[ -z "$work" ] || kv_remove_workdir "$work"
 	# A run that stops before its summary still ends with the count line
 	if [ -z "$counted" ] && [ "$rc" -ne 0 ]; then
 		echo "the run stopped before its tests finished (exit $rc)"
-		echo "${passed:-0} passed, $((${failed:-0} + 1)) failed"
+		echo "$passed passed, $((failed + 1)) failed"
 	fi
 	exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-kv_timed packages kv_install_packages
-kv_ensure_user
-kv_timed build kv_build
-kv_timed "kafka fetch" kv_fetch_kafka
-kv_timed "clients fetch" kv_fetch_clients
-
-work=$(kv_make_workdir check)
-mkdir -p "$work/pg" "$work/regress" "$work/tap"
-kv_user_kafka "$work"
-chown "$KV_USER" "$work/pg" "$work/regress" "$work/tap"
-
-brokers=$(kv_timed "kafka start" kv_kafka_start "$work/kafka" 1)
-# Room for the topics of pg_regress and pgTAP together, and for the
-# million-row foreign table of the pgTAP layer
-port=$(kv_timed "postgres start" kv_pg_start "$work/pg" "$brokers" "kvstore.max_topics = 24
-kvstore.shared_memory = '256MB'")
-kv_log "Kafka at $brokers, PostgreSQL on port $port"
-
-passed=0
-failed=0
-summary=""
 
 # Count the results of a prove run: its total tests, minus the failed
 # ones; a file that died without failing a test counts as one failure
@@ -84,90 +92,153 @@ tap_layer() {
 	local name=$1 out=$2 rc=$3
 	cat "$out"
 	count_tap "$out" "$rc"
-	summary+="$name: $(grep -oE 'Files=[0-9]+, Tests=[0-9]+' "$out" || echo 'no summary'), result $([ "$rc" -eq 0 ] && echo PASS || echo FAIL)"$'\n'
+	summary+="$run $name: $(grep -oE 'Files=[0-9]+, Tests=[0-9]+' "$out" || echo 'no summary'), result $([ "$rc" -eq 0 ] && echo PASS || echo FAIL)"$'\n'
 }
 
-# 0. unit test of the index, under valgrind
-start=$SECONDS
-set +e
-(make -s -C "$work/src/test/unit" test_index >/dev/null &&
-	cd "$work/src/test/unit" &&
-	prove --exec 'valgrind -q --error-exitcode=1 --leak-check=full' ./test_index) \
-	> "$work/unit.out" 2>&1 &
-wait $!
-rc=$?
-set -e
-tap_layer "unit (valgrind)" "$work/unit.out" $rc
-printf 'timing: %-16s %3ds\n' "unit" $((SECONDS - start)) >&2
+# regress_layer NAME OUTPUT RC DIFFS: show a pg_regress run, count it, add
+# its summary
+regress_layer() {
+	local name=$1 out=$2 rc=$3 diffs=$4 ok bad
+	cat "$out"
+	[ "$rc" -eq 0 ] || cat "$diffs" 2>/dev/null || true
+	ok=$(grep -cE '^(ok|test) .*\.\.\. ok|^ok [0-9]+ ' "$out" || true)
+	bad=$(grep -cE '\.\.\. FAILED|^not ok [0-9]+ ' "$out" || true)
+	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
+	passed=$((passed + ok))
+	failed=$((failed + bad))
+	summary+="$run $name: $ok passed, $bad failed"$'\n'
+}
 
-# 1. pg_regress
-start=$SECONDS
-set +e
-kv_as_user make -C "$work/src" -s installcheck PG_CONFIG="$KV_PGBIN/pg_config" \
-	EXTRA_REGRESS_OPTS="--host=$work/pg --port=$port --user=postgres --outputdir=$work/regress" \
-	> "$work/regress.out" 2>&1 &
-wait $!
-rc=$?
-set -e
-cat "$work/regress.out"
-[ $rc -eq 0 ] || cat "$work/regress/regression.diffs" 2>/dev/null || true
-ok=$(grep -cE '^(ok|test) .*\.\.\. ok' "$work/regress.out" || true)
-bad=$(grep -cE '\.\.\. FAILED' "$work/regress.out" || true)
-if [ $rc -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
-passed=$((passed + ok))
-failed=$((failed + bad))
-summary+="pg_regress: $ok passed, $bad failed"$'\n'
-printf 'timing: %-16s %3ds\n' "pg_regress" $((SECONDS - start)) >&2
+# in_background COMMAND...: run it in the background and wait, so that a
+# signal stops the run at once; returns its status
+in_background() {
+	local rc=0
+	"$@" &
+	wait $! || rc=$?
+	return $rc
+}
 
-# 2. pgTAP
-start=$SECONDS
-psql_cmd=(psql -X -q -h "$work/pg" -p "$port" -U postgres)
-kv_as_user "${psql_cmd[@]}" -c "CREATE DATABASE pgtap" postgres
-kv_as_user "${psql_cmd[@]}" -c "CREATE EXTENSION pgtap; CREATE EXTENSION kvstore" pgtap
-set +e
-kv_as_user pg_prove -h "$work/pg" -p "$port" -U postgres -d pgtap \
-	"$work"/src/test/pgtap/*.sql > "$work/pgtap.out" 2>&1 &
-wait $!
-rc=$?
-set -e
-tap_layer pgTAP "$work/pgtap.out" $rc
-printf 'timing: %-16s %3ds\n' "pgTAP" $((SECONDS - start)) >&2
+# The layers.  Each runs in $work against the servers of the run ($port,
+# $brokers) and adds to the counts and the summary.
 
-# 3. Perl TAP with PostgreSQL::Test::Cluster
-start=$SECONDS
-set +e
-(cd "$work/tap" && kv_as_user env \
-	PATH="$KV_PGBIN:$PATH" \
-	TESTDIR="$work/tap" \
-	PG_REGRESS="$KV_PGXS/src/test/regress/pg_regress" \
-	KVSTORE_BROKERS="$brokers" \
-	KVSTORE_KAFKA_DIR="$work/kafka" \
-	KVSTORE_KAFKA_SH="$work/src/test/kafka/kafka.sh" \
-	KAFKA_LIBS="$KV_USER_KAFKA_LIBS" \
-	prove -I "$KV_PGXS/src/test/perl" -I "$work/src/test/perl" \
-	"$work"/src/test/t/*.pl) > "$work/tap.out" 2>&1 &
-wait $!
-rc=$?
-set -e
-tap_layer TAP "$work/tap.out" $rc
-if [ $rc -ne 0 ]; then
-	for log in "$work"/tap/tmp_check/log/*; do
-		[ -f "$log" ] && { echo "---- $log"; tail -n 30 "$log"; }
+layer_unit() {
+	local rc=0
+	(make -s -C "$work/src/test/unit" PG_CONFIG="$KV_PGBIN/pg_config" test_index >/dev/null &&
+		cd "$work/src/test/unit" &&
+		prove --exec 'valgrind -q --error-exitcode=1 --leak-check=full' ./test_index) \
+		> "$work/unit.out" 2>&1 &
+	wait $! || rc=$?
+	tap_layer "unit (valgrind)" "$work/unit.out" $rc
+}
+
+# installcheck KIND OUTPUT VARIABLE=VALUE...: PGXS installcheck against the
+# run's server, one kind of test at a time
+installcheck() {
+	local kind=$1 out=$2
+	shift 2
+	mkdir -p "$work/$kind"
+	chown "$KV_USER" "$work/$kind"
+	kv_as_user make -C "$work/src" -s installcheck PG_CONFIG="$KV_PGBIN/pg_config" "$@" \
+		EXTRA_REGRESS_OPTS="--host=$work/pg --port=$port --user=postgres --outputdir=$work/$kind" \
+		> "$out" 2>&1
+}
+
+layer_regress() {
+	local rc=0
+	in_background installcheck regress "$work/regress.out" || rc=$?
+	regress_layer pg_regress "$work/regress.out" $rc "$work/regress/regression.diffs"
+}
+
+layer_pgtap() {
+	local rc=0 psql_cmd=("$KV_PGBIN/psql" -X -q -h "$work/pg" -p "$port" -U postgres)
+	kv_as_user "${psql_cmd[@]}" -c "CREATE DATABASE pgtap" postgres
+	kv_as_user "${psql_cmd[@]}" -c "CREATE EXTENSION pgtap; CREATE EXTENSION kvstore" pgtap
+	kv_as_user env PATH="$KV_PGBIN:$PATH" pg_prove -h "$work/pg" -p "$port" -U postgres -d pgtap \
+		"$work"/src/test/pgtap/*.sql > "$work/pgtap.out" 2>&1 &
+	wait $! || rc=$?
+	tap_layer pgTAP "$work/pgtap.out" $rc
+}
+
+layer_tap() {
+	local rc=0 log
+	mkdir -p "$work/tap"
+	chown "$KV_USER" "$work/tap"
+	(cd "$work/tap" && kv_as_user env \
+		PATH="$KV_PGBIN:$PATH" \
+		TESTDIR="$work/tap" \
+		PG_REGRESS="$KV_PGXS/src/test/regress/pg_regress" \
+		KVSTORE_BROKERS="$brokers" \
+		KVSTORE_KAFKA_DIR="$work/kafka" \
+		KVSTORE_KAFKA_SH="$work/src/test/kafka/kafka.sh" \
+		KAFKA_LIBS="$KV_USER_KAFKA_LIBS" \
+		prove -I "$KV_PGXS/src/test/perl" -I "$work/src/test/perl" \
+		"$work"/src/test/t/*.pl) > "$work/tap.out" 2>&1 &
+	wait $! || rc=$?
+	tap_layer TAP "$work/tap.out" $rc
+	if [ $rc -ne 0 ]; then
+		for log in "$work"/tap/tmp_check/log/*; do
+			[ -f "$log" ] && { echo "---- $log"; tail -n 30 "$log"; }
+		done
+	fi
+}
+
+layer_clients() {
+	local rc=0 psql_cmd=("$KV_PGBIN/psql" -X -q -h "$work/pg" -p "$port" -U postgres)
+	kv_as_user "${psql_cmd[@]}" -c "CREATE DATABASE clients" postgres
+	kv_as_user "${psql_cmd[@]}" -c "CREATE EXTENSION kvstore" clients
+	"$KV_ROOT/test/clients/clients.sh" run "$port" clients > "$work/clients.out" 2>&1 &
+	wait $! || rc=$?
+	tap_layer clients "$work/clients.out" $rc
+}
+
+# run_suite KAFKA LAYERS: build, start Kafka KAFKA and a server as the
+# layers need them, run the layers, stop everything
+run_suite() {
+	local layers=$2 layer start
+	kv_kafka_select "$1"
+	run="[kafka $KV_KAFKA_VERSION]"
+	kv_log "$run layers $layers"
+	kv_timed build kv_build
+	kv_timed "kafka fetch" kv_fetch_kafka
+	if [[ ",$layers," == *,clients,* ]]; then
+		kv_timed "clients fetch" kv_fetch_clients
+	fi
+
+	work=$(kv_make_workdir check)
+	mkdir -p "$work/pg"
+	kv_user_kafka "$work"
+	chown "$KV_USER" "$work/pg"
+	brokers="" port=""
+	if [ "$layers" != unit ]; then
+		brokers=$(kv_timed "kafka start" kv_kafka_start "$work/kafka" 1)
+		kv_log "Kafka $KV_KAFKA_VERSION at $brokers"
+	fi
+	if [[ ",$layers," =~ ,(regress|pgtap|clients), ]]; then
+		# Room for the topics of pg_regress and pgTAP together, and for the
+		# million-row foreign table of the pgTAP layer
+		port=$(kv_timed "postgres start" kv_pg_start "$work/pg" "$brokers" "kvstore.max_topics = 24
+kvstore.shared_memory = '256MB'")
+		kv_log "PostgreSQL on port $port"
+	fi
+
+	for layer in ${layers//,/ }; do
+		start=$SECONDS
+		"layer_$layer"
+		printf 'timing: %-16s %3ds\n' "$layer" $((SECONDS - start)) >&2
 	done
-fi
-printf 'timing: %-16s %3ds\n' "TAP" $((SECONDS - start)) >&2
+	kv_remove_workdir "$work"
+	work=""
+}
 
-# 4. client drivers
-start=$SECONDS
-kv_as_user "${psql_cmd[@]}" -c "CREATE DATABASE clients" postgres
-kv_as_user "${psql_cmd[@]}" -c "CREATE EXTENSION kvstore" clients
-set +e
-"$KV_ROOT/test/clients/clients.sh" run "$port" clients > "$work/clients.out" 2>&1 &
-wait $!
-rc=$?
-set -e
-tap_layer clients "$work/clients.out" $rc
-printf 'timing: %-16s %3ds\n' "clients" $((SECONDS - start)) >&2
+kv_timed packages kv_install_packages
+kv_ensure_user
+
+if [ -n "$ci" ]; then
+	run_suite "$kafka" "$all_layers"
+	run_suite 3.9.1 regress,pgtap,tap
+else
+	run_suite "$kafka" "$layers"
+fi
 
 echo
 printf '%s' "$summary"

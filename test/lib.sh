@@ -18,10 +18,21 @@ KV_PGBIN=${KV_PGBIN:-/usr/lib/postgresql/15/bin}
 KV_PGXS=$(dirname "$KV_PGBIN")/lib/pgxs
 KV_KAFKA="$KV_ROOT/test/kafka/kafka.sh"
 
+# kv_kafka_select VERSION: use Apache Kafka VERSION from now on (empty:
+# kafka.sh's default); its jars are cached in .kafka/VERSION
+kv_kafka_select() {
+	KV_KAFKA_VERSION=${1:-$(env -u KAFKA_LIBS -u KAFKA_VERSION "$KV_KAFKA" version)}
+	KV_KAFKA_LIBS="$KV_ROOT/.kafka/$KV_KAFKA_VERSION/libs"
+	KV_USER_KAFKA="$KV_KAFKA"
+	KV_USER_KAFKA_LIBS="$KV_KAFKA_LIBS"
+}
+
 # Work from / : $KV_USER may not be allowed into the caller's folder
 cd /
 
 kv_log() { printf 'kvstore: %s\n' "$*" >&2; }
+
+kv_kafka_select "${KAFKA_VERSION:-}"
 
 # kv_timed LABEL COMMAND...: run COMMAND, then print how long it took
 # and return its status (inside $(...), where errexit is off, too)
@@ -86,7 +97,7 @@ kv_build() {
 }
 
 kv_fetch_kafka() {
-	"$KV_KAFKA" fetch
+	KAFKA_VERSION=$KV_KAFKA_VERSION "$KV_KAFKA" fetch || return 1
 	chmod -R a+rX "$KV_ROOT/.kafka"
 }
 
@@ -98,14 +109,14 @@ kv_fetch_clients() {
 # kv_user_kafka DIR: make sure $KV_USER can run Kafka.  A checkout the
 # user cannot reach (say, under /root) gets a copy of the script and the
 # jars in DIR, a folder of the run.
-KV_USER_KAFKA="$KV_KAFKA"
-KV_USER_KAFKA_LIBS="$KV_ROOT/.kafka/libs"
 kv_user_kafka() {
 	local dir=$1
-	if ! kv_as_user test -x "$KV_KAFKA" -a -r "$KV_USER_KAFKA_LIBS/."; then
+	KV_USER_KAFKA="$KV_KAFKA"
+	KV_USER_KAFKA_LIBS="$KV_KAFKA_LIBS"
+	if ! kv_as_user test -x "$KV_KAFKA" -a -r "$KV_KAFKA_LIBS/."; then
 		mkdir -p "$dir/kafka-tools/test/kafka"
 		cp "$KV_KAFKA" "$dir/kafka-tools/test/kafka/"
-		cp -r "$KV_ROOT/.kafka/libs" "$dir/kafka-tools/libs"
+		cp -r "$KV_KAFKA_LIBS" "$dir/kafka-tools/libs"
 		chown -R "$KV_USER" "$dir/kafka-tools"
 		KV_USER_KAFKA="$dir/kafka-tools/test/kafka/kafka.sh"
 		KV_USER_KAFKA_LIBS="$dir/kafka-tools/libs"
@@ -131,7 +142,7 @@ kv_kafka_start() {
 }
 
 kv_kafka_stop() {
-	[ -d "$1" ] && "$KV_KAFKA" stop "$1" || true
+	[ -d "$1" ] && KAFKA_LIBS="$KV_KAFKA_LIBS" "$KV_KAFKA" stop "$1" || true
 }
 
 kv_free_port() {

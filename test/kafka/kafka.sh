@@ -3,7 +3,9 @@
 # kafka.sh: fetch Apache Kafka from Maven Central and run throwaway KRaft
 # brokers on 127.0.0.1, each node a combined broker and controller.
 #
-#   kafka.sh fetch                 jars into .kafka/libs (skipped when there)
+#   kafka.sh fetch                 jars into .kafka/VERSION/libs (skipped when there)
+#   kafka.sh version               the Kafka version in use (of the jars in
+#                                  KAFKA_LIBS, when set)
 #   kafka.sh start DIR [NODES]     start NODES (1 or 3) nodes, data in DIR;
 #                                  prints the bootstrap servers
 #   kafka.sh stop DIR              stop every node of DIR
@@ -13,13 +15,17 @@
 #   kafka.sh bootstrap DIR         print the bootstrap servers
 #   kafka.sh topics DIR ARGS...    run kafka-topics (TopicCommand) on DIR
 #
-# Ports are chosen free at start.  KAFKA_LIBS overrides the jar folder.
+# KAFKA_VERSION picks the version (default 4.4.0; 3.x and 4.x, each line
+# with its own pom-3.xml or pom-4.xml, as they log differently); versions
+# are cached side by side.  KAFKA_LIBS overrides the jar folder: the
+# version is then that of the jars in it.  Ports are chosen free at start.
 #
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
-libs=${KAFKA_LIBS:-$root/.kafka/libs}
+version=${KAFKA_VERSION:-4.4.0}
+libs=${KAFKA_LIBS:-$root/.kafka/$version/libs}
 start_timeout=${KAFKA_START_TIMEOUT:-60}
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
@@ -31,24 +37,43 @@ free_port() {
 }
 
 fetch() {
+	local line=${version%%.*}
 	if [ -n "$(ls "$libs"/kafka_2.13-*.jar 2>/dev/null)" ]; then
 		return 0
 	fi
+	[ -f "$here/pom-$line.xml" ] || die "no pom for Kafka $version (pom-$line.xml)"
 	mkdir -p "$root/.kafka"
-	mvn -B -q -Dstyle.color=never -f "$here/pom.xml" -Dmaven.repo.local="$root/.kafka/m2" \
+	mvn -B -q -Dstyle.color=never -f "$here/pom-$line.xml" -Dmaven.repo.local="$root/.kafka/m2" \
+		-Dkafka.version="$version" \
 		dependency:copy-dependencies -DincludeScope=runtime \
-		-DoutputDirectory="$libs.partial" > "$root/.kafka/fetch.log" 2>&1 ||
-		{ cat "$root/.kafka/fetch.log" >&2; die "could not fetch Kafka from Maven Central"; }
+		-DoutputDirectory="$libs.partial" > "$root/.kafka/fetch-$version.log" 2>&1 ||
+		{ cat "$root/.kafka/fetch-$version.log" >&2; die "could not fetch Kafka $version from Maven Central"; }
 	rm -rf "$libs"
 	mv "$libs.partial" "$libs"
 }
 
+# The version of the jars in $libs, from the broker jar's name
+jars_version() {
+	local jar
+	jar=$(ls "$libs"/kafka_2.13-*.jar 2>/dev/null | head -n 1)
+	[ -n "$jar" ] || die "no Kafka jars in $libs: run kafka.sh fetch"
+	jar=${jar##*/kafka_2.13-}
+	echo "${jar%.jar}"
+}
+
+# 3.x reads log4j.properties (reload4j), 4.x log4j2.properties (log4j 2)
+jars_line() { local v; v=$(jars_version); echo "${v%%.*}"; }
+
 # Run a Kafka class; replaces the calling shell, so call it in a subshell
 java_cmd() {
-	local dir=$1
+	local dir=$1 logging
 	shift
-	exec java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
-		-Dlog4j.configuration="file:$dir/log4j.properties" \
+	if [ "$(jars_line)" -ge 4 ]; then
+		logging=-Dlog4j2.configurationFile="$dir/log4j2.properties"
+	else
+		logging=-Dlog4j.configuration="file:$dir/log4j.properties"
+	fi
+	exec java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true "$logging" \
 		-Dkafka.logs.dir="$dir" -cp "$libs/*" "$@"
 }
 
@@ -80,16 +105,45 @@ min.insync.replicas=$isr
 group.initial.rebalance.delay.ms=0
 log.cleaner.backoff.ms=1000
 CONF
-	cat > "$dir/log4j.properties" <<'CONF'
-log4j.rootLogger=INFO, file
-log4j.appender.file=org.apache.log4j.FileAppender
-log4j.appender.file.File=${kafka.logs.dir}/server.log
-log4j.appender.file.layout=org.apache.log4j.PatternLayout
-log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
-log4j.logger.kafka=INFO
-log4j.logger.org.apache.kafka=INFO
-CONF
+	write_logging "$dir" INFO file
 	echo "$port" > "$dir/port"
+}
+
+# write_logging DIR LEVEL file|stderr: the logging configuration of the
+# jars' line in DIR, at LEVEL, to DIR/server.log or to stderr
+write_logging() {
+	local dir=$1 level=$2 to=$3
+	if [ "$(jars_line)" -ge 4 ]; then
+		{
+			echo "rootLogger.level = $level"
+			if [ "$to" = file ]; then
+				echo 'appender.out.type = File'
+				echo 'appender.out.fileName = ${sys:kafka.logs.dir}/server.log'
+				echo 'appender.out.layout.pattern = [%d] %p %m (%c)%n'
+			else
+				echo 'appender.out.type = Console'
+				echo 'appender.out.target = SYSTEM_ERR'
+				echo 'appender.out.layout.pattern = %p %m%n'
+			fi
+			echo 'appender.out.name = out'
+			echo 'appender.out.layout.type = PatternLayout'
+			echo 'rootLogger.appenderRef.out.ref = out'
+		} > "$dir/log4j2.properties"
+	else
+		{
+			echo "log4j.rootLogger=$level, out"
+			if [ "$to" = file ]; then
+				echo 'log4j.appender.out=org.apache.log4j.FileAppender'
+				echo 'log4j.appender.out.File=${kafka.logs.dir}/server.log'
+				echo 'log4j.appender.out.layout.ConversionPattern=[%d] %p %m (%c)%n'
+			else
+				echo 'log4j.appender.out=org.apache.log4j.ConsoleAppender'
+				echo 'log4j.appender.out.Target=System.err'
+				echo 'log4j.appender.out.layout.ConversionPattern=%p %m%n'
+			fi
+			echo 'log4j.appender.out.layout=org.apache.log4j.PatternLayout'
+		} > "$dir/log4j.properties"
+	fi
 }
 
 start_node_process() {
@@ -125,11 +179,8 @@ start() {
 	[ -d "$libs" ] || die "no Kafka jars in $libs: run kafka.sh fetch"
 	mkdir -p "$dir"
 	# Command-line tools run in $dir log warnings only, to stderr
-	printf '%s\n' 'log4j.rootLogger=WARN, stderr' \
-		'log4j.appender.stderr=org.apache.log4j.ConsoleAppender' \
-		'log4j.appender.stderr.Target=System.err' \
-		'log4j.appender.stderr.layout=org.apache.log4j.PatternLayout' \
-		'log4j.appender.stderr.layout.ConversionPattern=%p %m%n' > "$dir/log4j.properties"
+	write_logging "$dir" WARN stderr
+	jars_version > "$dir/version"
 	local ports=() cports=()
 	for i in $(seq 1 "$nodes"); do
 		ports+=("$(free_port)")
@@ -196,6 +247,7 @@ cmd=${1:-}
 [ $# -gt 0 ] && shift
 case "$cmd" in
 	fetch) fetch ;;
+	version) if [ -n "${KAFKA_LIBS:-}" ]; then jars_version; else echo "$version"; fi ;;
 	start) start "$@" ;;
 	stop) stop "$@" ;;
 	stop-node) stop_node "$1/node$2" TERM ;;
@@ -203,5 +255,5 @@ case "$cmd" in
 	start-node) start_node "$@" ;;
 	bootstrap) bootstrap_of "$@" ;;
 	topics) topics "$@" ;;
-	*) sed -n '3,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+	*) sed -n '3,24p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

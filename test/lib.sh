@@ -136,9 +136,20 @@ kv_make_workdir() {
 }
 
 kv_kafka_start() {
-	local dir=$1 nodes=${2:-1}
-	kv_as_user env KAFKA_LIBS="$KV_USER_KAFKA_LIBS" "$KV_USER_KAFKA" start "$dir" "$nodes" >/dev/null || return 1
-	cat "$dir/bootstrap"
+	local dir=$1 nodes=${2:-1} try
+	for try in 1 2 3; do
+		if kv_as_user env KAFKA_LIBS="$KV_USER_KAFKA_LIBS" "$KV_USER_KAFKA" start "$dir" "$nodes" >/dev/null; then
+			cat "$dir/bootstrap"
+			return 0
+		fi
+		# A port found free was taken by another program before Kafka
+		# bound it: start again on other ports
+		grep -rqs "Address already in use" "$dir"/node*/server.log || return 1
+		kv_log "a port of Kafka was taken meanwhile; starting it again on others"
+		kv_kafka_stop "$dir"
+		rm -rf "$dir"
+	done
+	return 1
 }
 
 kv_kafka_stop() {

@@ -214,9 +214,10 @@ run_suite() {
 		kv_log "Kafka $KV_KAFKA_VERSION at $brokers"
 	fi
 	if [[ ",$layers," =~ ,(regress|pgtap|clients), ]]; then
-		# Room for the topics of pg_regress and pgTAP together, and for the
-		# million-row foreign table of the pgTAP layer
-		port=$(kv_timed "postgres start" kv_pg_start "$work/pg" "$brokers" "kvstore.max_topics = 24
+		# Room for the topics of pg_regress, pgTAP and the clients together
+		# (each takes a slot and a worker), and for the million-row foreign
+		# table of the pgTAP layer
+		port=$(kv_timed "postgres start" kv_pg_start "$work/pg" "$brokers" "kvstore.max_topics = 64
 kvstore.shared_memory = '256MB'")
 		kv_log "PostgreSQL on port $port"
 	fi

@@ -31,11 +31,12 @@ same() { [ -f "$2" ] && cmp -s "$1" "$2"; }
 
 fetch_node() {
 	local dir=$cache/node
-	same "$here/node/package-lock.json" "$dir/package-lock.json" && [ -d "$dir/node_modules" ] && return 0
+	same "$here/node/package-lock.json" "$dir/installed.json" && return 0
 	rm -rf "$dir"
 	mkdir -p "$dir"
 	cp "$here/node/package.json" "$here/node/package-lock.json" "$dir/"
 	(cd "$dir" && npm ci --no-audit --no-fund --silent)
+	cp "$here/node/package-lock.json" "$dir/installed.json"
 }
 
 fetch_go() {

@@ -90,7 +90,7 @@ run() {
 	local port=$1 db=$2
 	export DATABASE_URL="postgresql://postgres@127.0.0.1:$port/$db"
 	export JDBC_DATABASE_URL="jdbc:postgresql://127.0.0.1:$port/$db?user=postgres"
-	prove --exec "$here/clients.sh exec" \
+	prove --failures --comments --exec "$here/clients.sh exec" \
 		"$here/node/client.js" "$here/go/main.go" "$here/python/client.py" \
 		"$here/python/client_asyncpg.py" "$here/java/Client.java" \
 		"$here/readme.pl"

@@ -184,6 +184,10 @@ layer_tap() {
 
 layer_clients() {
 	local rc=0 psql_cmd=("$KV_PGBIN/psql" -X -q -h "$work/pg" -p "$port" -U postgres)
+	# The layers before hold topic slots of the server until it restarts:
+	# free them for the topics of the client programs
+	kv_as_user "$KV_PGBIN/pg_ctl" -D "$work/pg/data" -l "$work/pg/postgresql.log" -m fast -w \
+		restart >/dev/null
 	kv_as_user "${psql_cmd[@]}" -c "CREATE DATABASE clients" postgres
 	kv_as_user "${psql_cmd[@]}" -c "CREATE EXTENSION kvstore" clients
 	"$KV_ROOT/test/clients/clients.sh" run "$port" clients > "$work/clients.out" 2>&1 &

@@ -31,11 +31,12 @@ same() { [ -f "$2" ] && cmp -s "$1" "$2"; }
 
 fetch_node() {
 	local dir=$cache/node
-	same "$here/node/package-lock.json" "$dir/package-lock.json" && [ -d "$dir/node_modules" ] && return 0
+	same "$here/node/package-lock.json" "$dir/installed.json" && return 0
 	rm -rf "$dir"
 	mkdir -p "$dir"
 	cp "$here/node/package.json" "$here/node/package-lock.json" "$dir/"
 	(cd "$dir" && npm ci --no-audit --no-fund --silent)
+	cp "$here/node/package-lock.json" "$dir/installed.json"
 }
 
 fetch_go() {
@@ -89,7 +90,7 @@ run() {
 	local port=$1 db=$2
 	export DATABASE_URL="postgresql://postgres@127.0.0.1:$port/$db"
 	export JDBC_DATABASE_URL="jdbc:postgresql://127.0.0.1:$port/$db?user=postgres"
-	prove --exec "$here/clients.sh exec" \
+	prove --failures --comments --exec "$here/clients.sh exec" \
 		"$here/node/client.js" "$here/go/main.go" "$here/python/client.py" \
 		"$here/python/client_asyncpg.py" "$here/java/Client.java" \
 		"$here/readme.pl"

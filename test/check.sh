@@ -214,9 +214,11 @@ run_suite() {
 		kv_log "Kafka $KV_KAFKA_VERSION at $brokers"
 	fi
 	if [[ ",$layers," =~ ,(regress|pgtap|clients), ]]; then
-		# Room for the topics of pg_regress and pgTAP together, and for the
-		# million-row foreign table of the pgTAP layer
-		port=$(kv_timed "postgres start" kv_pg_start "$work/pg" "$brokers" "kvstore.max_topics = 24
+		# Room for the topics of pg_regress, pgTAP and the clients together
+		# (a worker each), and for the million-row foreign table of the
+		# pgTAP layer
+		port=$(kv_timed "postgres start" kv_pg_start "$work/pg" "$brokers" "kvstore.max_topics = 32
+max_worker_processes = 40
 kvstore.shared_memory = '256MB'")
 		kv_log "PostgreSQL on port $port"
 	fi

@@ -42,8 +42,10 @@
 #include "postmaster/postmaster.h"
 #include "storage/backendid.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
+#include "utils/wait_event.h"
 
 #include "kvstore.h"
 
@@ -174,12 +176,28 @@ init_transactions(rd_kafka_t *rk)
 		char		detail[512];
 		rd_kafka_resp_err_t code = rd_kafka_error_code(error);
 
-		if (code == RD_KAFKA_RESP_ERR__TIMED_OUT &&
-			rd_kafka_error_is_retriable(error) &&
+		/*
+		 * A coordinator that is loading or moving answers at once: retry
+		 * after a moment.  A broker just started, or a transactional id new
+		 * to it, meets this.
+		 */
+		bool		coordinator_busy = code == RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS ||
+			code == RD_KAFKA_RESP_ERR_NOT_COORDINATOR ||
+			code == RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE;
+
+		if ((code == RD_KAFKA_RESP_ERR__TIMED_OUT || coordinator_busy) &&
+			(rd_kafka_error_is_retriable(error) || coordinator_busy) &&
+			!rd_kafka_error_is_fatal(error) &&
 			GetCurrentTimestamp() < deadline &&
 			!InterruptPending)
 		{
 			rd_kafka_error_destroy(error);
+			if (coordinator_busy)
+			{
+				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 100L, PG_WAIT_EXTENSION);
+				ResetLatch(MyLatch);
+			}
 			continue;
 		}
 		strlcpy(detail, rd_kafka_error_string(error), sizeof(detail));

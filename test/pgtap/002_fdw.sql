@@ -242,10 +242,10 @@ SELECT is_empty('SELECT * FROM fi', 'another table of the topic sees it empty');
 -- a million rows
 -- ===================================================================
 CREATE FOREIGN TABLE fbig (key text COLLATE "C", value text) SERVER tap_kv OPTIONS (topic :'tbig');
-SELECT lives_ok($$INSERT INTO fbig SELECT 'row:' || g, md5(g::text) FROM generate_series(1, 1000000) g$$, 'INSERT ... SELECT of 1,000,000 rows');
+SELECT lives_ok($$INSERT INTO fbig SELECT 'row:' || g, g::text FROM generate_series(1, 1000000) g$$, 'INSERT ... SELECT of 1,000,000 rows');
 SELECT results_eq($$SELECT count(*), min(key) COLLATE "default", max(key) COLLATE "default" FROM fbig$$,
                   $$VALUES (1000000::bigint, 'row:1', 'row:999999')$$, 'all of them are there');
-SELECT results_eq($$SELECT value FROM fbig WHERE key = 'row:777777'$$, $$VALUES (md5('777777'))$$, 'and each is found');
+SELECT results_eq($$SELECT value FROM fbig WHERE key = 'row:777777'$$, $$VALUES ('777777')$$, 'and each is found');
 SELECT results_eq($$SELECT count(*) FROM fbig WHERE key LIKE 'row:99999%'$$, $$VALUES (11::bigint)$$, 'a prefix among a million keys');
 SELECT results_eq($$SELECT key FROM fbig ORDER BY key DESC LIMIT 3$$, $$VALUES ('row:999999' COLLATE "C"), ('row:999998'), ('row:999997')$$, 'the last keys of a million');
 

@@ -286,6 +286,16 @@ for r in $(seq 1 "$reps"); do
 	scenario_fdw "$r"
 done
 
+# ---- the floor of a transaction: librdkafka's own timeline of three
+# transactions of 100 records (debug=eos,protocol), in ms from each begin
+kv_as_user "$work/bin/txn" -d eos,protocol "$brokers" raw-txn 100 3 2>&1 >/dev/null |
+	awk -F'|' '
+		/begin_transaction \(in txn/ { t0 = $2; n++; printf "transaction %d\n", n }
+		t0 && /Sent (AddPartitionsToTxn|Produce|EndTxn)Request|Received (AddPartitionsToTxn|Produce|EndTxn)Response|Transaction successfully committed/ {
+			line = $5; sub(/^ *\[thrd:[^]]*\]: */, "", line); sub(/^[^ ]*: /, "", line)
+			printf "  %7.2f ms  %s\n", ($2 - t0) * 1000, substr(line, 1, 90)
+		}' > "$out/transaction-timeline.txt"
+
 # ---- report: the machine, versions and settings, then the tables and charts
 {
 	echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"

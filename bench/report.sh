@@ -234,24 +234,67 @@ scenario_restore() {
 	done
 }
 
-# Hooks for the foreign table: point look-up, prefix and ordered scans, a
-# join, INSERT ... SELECT and COPY of 1,000,000 rows, each against an
-# ordinary table.  They run once the extension has a foreign-data wrapper.
+# Foreign tables, each against an ordinary table of the same rows (key
+# text COLLATE "C" PRIMARY KEY): a point look-up, a prefix of 100 keys, an
+# ordered range with LIMIT 10, a join of 100 rows (pgbench, prepared, one
+# client), and INSERT ... SELECT and COPY of 1,000,000 rows (psql \timing).
+fdw_ready=""
+fdw_setup() {
+	local q
+	sql "CREATE SERVER kafka FOREIGN DATA WRAPPER kvstore"
+	sql "CREATE FOREIGN TABLE f_reads (key text COLLATE \"C\", value text) SERVER kafka OPTIONS (topic 'reads')"
+	sql "CREATE FOREIGN TABLE f_insert (key text COLLATE \"C\", value text) SERVER kafka OPTIONS (topic 'fdw-insert')"
+	sql "CREATE FOREIGN TABLE f_copy (key text COLLATE \"C\", value text) SERVER kafka OPTIONS (topic 'fdw-copy')"
+	sql "CREATE TABLE c_reads (key text COLLATE \"C\" PRIMARY KEY, value text)"
+	sql "INSERT INTO c_reads SELECT key, value FROM plain"
+	sql "CREATE TABLE c_insert (key text COLLATE \"C\" PRIMARY KEY, value text)"
+	sql "CREATE TABLE c_copy (key text COLLATE \"C\" PRIMARY KEY, value text)"
+	sql "CREATE TABLE orders (id int PRIMARY KEY, user_key text COLLATE \"C\")"
+	sql "INSERT INTO orders SELECT g, 'key-' || lpad((g * 997 % 100000 + 1)::text, 8, '0') FROM generate_series(1, 100) g"
+	sql "VACUUM ANALYZE c_reads"
+	sql "VACUUM ANALYZE orders"
+	for q in f c; do
+		printf '%s\n' '\set k random(1, 100000)' "SELECT value FROM ${q}_reads WHERE key = 'key-' || lpad(:k::text, 8, '0');" > "$work/${q}_point.sql"
+		printf '%s\n' '\set k random(0, 999)' "SELECT count(*) FROM ${q}_reads WHERE key LIKE 'key-' || lpad(:k::text, 6, '0') || '%';" > "$work/${q}_prefix.sql"
+		printf '%s\n' '\set k random(1, 99000)' "SELECT * FROM ${q}_reads WHERE key >= 'key-' || lpad(:k::text, 8, '0') ORDER BY key LIMIT 10;" > "$work/${q}_ordered.sql"
+		printf '%s\n' "SELECT count(u.value) FROM orders o JOIN ${q}_reads u ON u.key = o.user_key;" > "$work/${q}_join.sql"
+	done
+	sql "COPY (SELECT 'key-' || lpad(g::text, 8, '0'), 'value-' || lpad(g::text, 8, '0') FROM generate_series(1, 1000000) g) TO '$work/copy.tsv'"
+	chown "$KV_USER" "$work"/*.sql
+	fdw_ready=1
+}
+
+# timed SQL: the milliseconds psql's \timing gives for one statement
+timed() {
+	kv_as_user psql -X -qAt -h "$work/pg" -p "$port" -U postgres postgres <<SQL | grep -oE '^Time: [0-9.]+' | tail -n 1 | cut -d' ' -f2
+\\timing on
+$1
+SQL
+}
+
 scenario_fdw() {
-	local r=$1
+	local r=$1 q name
 	if [ "$(sql "SELECT count(*) FROM pg_foreign_data_wrapper WHERE fdwname = 'kvstore'")" = 0 ]; then
-		[ "$r" != 1 ] || kv_log "no foreign-data wrapper yet: foreign-table scenarios skipped"
+		[ "$r" != 1 ] || kv_log "no foreign-data wrapper: foreign-table scenarios skipped"
 		return 0
 	fi
-	# fdw_point, fdw_prefix, fdw_ordered, fdw_join, fdw_insert_select,
-	# fdw_copy: to be written with the foreign table's options
-	return 0
+	[ -n "$fdw_ready" ] || fdw_setup
+	for name in point prefix ordered join; do
+		row "fdw_$name" kvstore "$r" "$(pgb -M prepared -f "$work/f_$name.sql" -T "$seconds" -c 1 | tps)" tps
+		row "fdw_$name" table "$r" "$(pgb -M prepared -f "$work/c_$name.sql" -T "$seconds" -c 1 | tps)" tps
+	done
+	sql "TRUNCATE c_insert, c_copy"
+	row fdw_insert_select_1m kvstore "$r" "$(timed "INSERT INTO f_insert SELECT 'key-' || lpad(g::text, 8, '0'), 'value-' || lpad(g::text, 8, '0') FROM generate_series(1, 1000000) g;")" ms
+	row fdw_insert_select_1m table "$r" "$(timed "INSERT INTO c_insert SELECT 'key-' || lpad(g::text, 8, '0'), 'value-' || lpad(g::text, 8, '0') FROM generate_series(1, 1000000) g;")" ms
+	row fdw_copy_1m kvstore "$r" "$(timed "COPY f_copy FROM '$work/copy.tsv';")" ms
+	row fdw_copy_1m table "$r" "$(timed "COPY c_copy FROM '$work/copy.tsv';")" ms
 }
 
 # ---- data for reads and restores
 kv_log "loading 100,000 keys for reads"
 sql "SELECT kv_put_many('reads', array(SELECT 'key-' || lpad(g::text, 8, '0') FROM generate_series(s, s + 9999) g), array(SELECT 'value-' || lpad(g::text, 8, '0') FROM generate_series(s, s + 9999) g)) FROM generate_series(1, 100000, 10000) s" >/dev/null
-sql "CREATE TABLE plain (key text PRIMARY KEY, value text); INSERT INTO plain SELECT 'key-' || lpad(g::text, 8, '0'), 'value-' || lpad(g::text, 8, '0') FROM generate_series(1, 100000) g"
+sql "CREATE TABLE plain (key text PRIMARY KEY, value text)"
+sql "INSERT INTO plain SELECT 'key-' || lpad(g::text, 8, '0'), 'value-' || lpad(g::text, 8, '0') FROM generate_series(1, 100000) g"
 sql "VACUUM ANALYZE plain"
 printf '%s\n' '\set k random(1, 100000)' "SELECT kv_get('reads', 'key-' || lpad(:k::text, 8, '0'));" > "$work/get.sql"
 printf '%s\n' '\set k random(1, 100000)' "SELECT value FROM plain WHERE key = 'key-' || lpad(:k::text, 8, '0');" > "$work/pk.sql"
@@ -269,22 +312,32 @@ done
 # no measurement waits for a topic to load
 warm_topics() {
 	local t
-	for t in bench batch batch1000 many first reads; do
-		sql "SELECT kv_get('$t', 'warm')" >/dev/null
+	for t in bench batch batch1000 many first reads fdw-insert fdw-copy; do
+		sql "SELECT kv_get('$t', 'warm')" >/dev/null 2>&1 || true	# not yet created
 	done
 }
 
 # ---- runs: every scenario once per repetition, kvstore then its baselines
 for r in $(seq 1 "$reps"); do
 	warm_topics
+	scenario_fdw "$r"
 	scenario_first "$r"
 	scenario_put "$r"
 	scenario_batch "$r"
 	scenario_sessions "$r"
 	scenario_reads "$r"
 	scenario_restore "$r"
-	scenario_fdw "$r"
 done
+
+# ---- the floor of a transaction: librdkafka's own timeline of three
+# transactions of 100 records (debug=eos,protocol), in ms from each begin
+kv_as_user "$work/bin/txn" -d eos,protocol "$brokers" raw-txn 100 3 2>&1 >/dev/null |
+	awk -F'|' '
+		/begin_transaction \(in txn/ { t0 = $2; n++; printf "transaction %d\n", n }
+		t0 && /Sent (AddPartitionsToTxn|Produce|EndTxn)Request|Received (AddPartitionsToTxn|Produce|EndTxn)Response|Transaction successfully committed/ {
+			line = $5; sub(/^ *\[thrd:[^]]*\]: */, "", line); sub(/^[^ ]*: /, "", line)
+			printf "  %7.2f ms  %s\n", ($2 - t0) * 1000, substr(line, 1, 90)
+		}' > "$out/transaction-timeline.txt"
 
 # ---- report: the machine, versions and settings, then the tables and charts
 {

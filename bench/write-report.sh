@@ -140,6 +140,20 @@ fi
 	echo
 	echo "![latency](latency.png)"
 	echo
+	if [ -s "$dir/transaction-timeline.txt" ]; then
+		echo "## The floor of a transaction"
+		echo
+		echo "librdkafka's own timeline (debug=eos,protocol) of three raw transactions of 100 records,"
+		echo "in ms from each begin_transaction (the log has millisecond resolution): registering the"
+		echo "partition (AddPartitionsToTxn), producing, and ending the transaction (EndTxn) are three"
+		echo "round trips one after the other; the consumer then sees the records once the commit"
+		echo "marker is written."
+		echo
+		echo '```'
+		cat "$dir/transaction-timeline.txt"
+		echo '```'
+		echo
+	fi
 	echo "## Systems"
 	echo
 	echo "- kvstore: the SQL functions through pgbench (prepared statements) or psql."

@@ -39,6 +39,16 @@
 /* Longest single sleep of a wait, so that state changes are re-read */
 #define KV_WAIT_STEP_MS 1000
 
+/*
+ * The topic this backend opened last.  Its slot's incarnation changes
+ * whenever the slot is claimed or freed, so while it is unchanged the slot
+ * still serves that topic: it is found again without the lock on every
+ * slot (KvTopicFind).
+ */
+static KvTopic *last_topic = NULL;
+static uint64 last_incarnation = 0;
+static char last_name[KV_MAX_TOPIC_NAME + 1];
+
 static bool is_internal(const char *name);
 static void check_not_internal(const char *name);
 static void refuse_full(const char *name);
@@ -223,9 +233,21 @@ KvTopicOpen(const char *name, KvOpenMode mode)
 	KvCheckLoaded();
 	KvTopicCheckAllowed(name);
 
-	topic = KvTopicFind(name, &incarnation);
-	if (topic == NULL)
-		topic = attach(name, mode, &incarnation, &created);
+	if (last_topic != NULL && strcmp(last_name, name) == 0 &&
+		pg_atomic_read_u64(&last_topic->incarnation) == last_incarnation)
+	{
+		topic = last_topic;
+		incarnation = last_incarnation;
+	}
+	else
+	{
+		topic = KvTopicFind(name, &incarnation);
+		if (topic == NULL)
+			topic = attach(name, mode, &incarnation, &created);
+		last_topic = topic;
+		last_incarnation = incarnation;
+		strlcpy(last_name, name, sizeof(last_name));
+	}
 
 	ref = palloc(sizeof(KvTopicRef));
 	ref->topic = topic;

@@ -80,6 +80,10 @@ ok($exited, 'the worker exited');
 is( kv_query($watcher, "SELECT state, worker_pid IS NULL FROM kv_topics WHERE topic = '$topic'"),
 	'starting|t', 'kv_topics shows the topic as starting, with no worker');
 
+like( (kv_query($watcher, "SET kvstore.write_timeout = '200ms'; SELECT kv_get('$topic', 'k42')"))[1],
+	qr/ERROR:  57014: topic "$topic" is not ready after 200 ms\nDETAIL:  The topic's worker is starting\./,
+	'a read that waits longer than kvstore.write_timeout fails, saying the worker is starting');
+
 kv_send($reader, "SELECT kv_get('$topic', 'k42')");
 my $waiting = '';
 $deadline = time + $PostgreSQL::Test::Utils::timeout_default;

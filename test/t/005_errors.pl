@@ -215,6 +215,30 @@ $stuck->quit;
 $lonely->stop;
 
 # ===================================================================
+# no background worker slot is free: 53400, and the topic slot taken
+# for the attempt is given back
+# ===================================================================
+# Two worker slots: PostgreSQL's logical replication launcher takes one
+my $few = kv_node('few', conf => "max_worker_processes = 2\nkvstore.max_topics = 2");
+my $first = kv_topic('first');
+is($few->safe_psql('postgres', "SELECT kv_put('$first', 'k', 'v')"), '0',
+	'a topic takes the last worker slot');
+my $refused = 0;
+for my $try (1 .. 3)
+{
+	my $extra = kv_topic('noworker');
+	$refused++
+	  if kv_fails($few, "SELECT kv_put('$extra', 'k', 'v')") =~
+	  /ERROR:  53400: could not start the worker of topic "$extra"\nDETAIL:  No background worker slot is free\.\nHINT:  Raise max_worker_processes/;
+}
+is($refused, 3,
+	'three more topics are each refused with 53400 for want of a worker, not of a topic slot');
+is($few->safe_psql('postgres', 'SELECT string_agg(topic, \',\') FROM kv_topics'), $first,
+	'none of them stays attached');
+is($few->safe_psql('postgres', "SELECT kv_get('$first', 'k')"), 'v', 'the first topic is served');
+$few->stop;
+
+# ===================================================================
 # shared memory runs out: the topic stops with a clear error
 # ===================================================================
 my $small = kv_node('small', conf => "kvstore.shared_memory = '1MB'");

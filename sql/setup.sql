@@ -49,3 +49,56 @@ SELECT pg_temp.try($$SELECT * FROM kv_topics$$);
 RESET ROLE;
 SELECT kv_get(:'t', 'hello') AS unchanged;
 DROP ROLE regress_kv_nobody;
+
+-- ===================================================================
+-- the README's GRANT recipes, for roles named regress_kv_*: each role may
+-- do what it was granted and gets 42501 for the rest
+-- ===================================================================
+CREATE ROLE regress_kv_reader;
+CREATE ROLE regress_kv_writer;
+CREATE ROLE regress_kv_admin;
+CREATE ROLE regress_kv_monitoring;
+GRANT EXECUTE ON FUNCTION kv_get(text, text), kv_exists(text, text),
+      kv_scan(text, text, int), kv_range(text, text, text, int) TO regress_kv_reader;
+GRANT EXECUTE ON FUNCTION kv_get_bytea(text, bytea), kv_exists_bytea(text, bytea),
+      kv_scan_bytea(text, bytea, int), kv_range_bytea(text, bytea, bytea, int) TO regress_kv_reader;
+GRANT EXECUTE ON FUNCTION kv_put(text, text, text), kv_delete(text, text),
+      kv_put_many(text, text[], text[]) TO regress_kv_writer;
+GRANT EXECUTE ON FUNCTION kv_create_topic(text) TO regress_kv_admin;
+GRANT SELECT ON kv_topics TO regress_kv_monitoring;
+GRANT EXECUTE ON FUNCTION kv_topics() TO regress_kv_monitoring;
+-- Run a query as a role: 'ok', or the SQLSTATE it failed with
+CREATE FUNCTION pg_temp.as_role(r text, query text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('role', r, true);
+    EXECUTE query;
+    PERFORM set_config('role', 'none', true);
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE;
+END $$;
+SELECT f AS call,
+       pg_temp.as_role('regress_kv_reader', q) AS reader,
+       pg_temp.as_role('regress_kv_writer', q) AS writer,
+       pg_temp.as_role('regress_kv_admin', q) AS admin,
+       pg_temp.as_role('regress_kv_monitoring', q) AS monitoring
+FROM (VALUES
+    ('kv_get', format($$SELECT kv_get(%L, 'hello')$$, :'t')),
+    ('kv_exists', format($$SELECT kv_exists(%L, 'hello')$$, :'t')),
+    ('kv_scan', format($$SELECT * FROM kv_scan(%L)$$, :'t')),
+    ('kv_range', format($$SELECT * FROM kv_range(%L, NULL, NULL)$$, :'t')),
+    ('kv_get_bytea', format($$SELECT kv_get_bytea(%L, 'hello')$$, :'t')),
+    ('kv_exists_bytea', format($$SELECT kv_exists_bytea(%L, 'hello')$$, :'t')),
+    ('kv_scan_bytea', format($$SELECT * FROM kv_scan_bytea(%L)$$, :'t')),
+    ('kv_range_bytea', format($$SELECT * FROM kv_range_bytea(%L, NULL, NULL)$$, :'t')),
+    ('kv_put', format($$SELECT kv_put(%L, 'hello', 'world')$$, :'t')),
+    ('kv_delete', format($$SELECT kv_delete(%L, 'gone')$$, :'t')),
+    ('kv_put_many', format($$SELECT kv_put_many(%L, ARRAY['hello'], ARRAY['world'])$$, :'t')),
+    ('kv_put_bytea', format($$SELECT kv_put_bytea(%L, 'hello', 'world')$$, :'t')),
+    ('kv_sync', format($$SELECT kv_sync(%L)$$, :'t')),
+    ('kv_checksum', format($$SELECT kv_checksum(%L)$$, :'t')),
+    ('kv_create_topic', format($$SELECT kv_create_topic(%L)$$, :'t')),
+    ('kv_topics view', $$SELECT * FROM kv_topics$$),
+    ('kv_topics()', $$SELECT * FROM kv_topics()$$)) AS calls(f, q);
+DROP OWNED BY regress_kv_reader, regress_kv_writer, regress_kv_admin, regress_kv_monitoring;
+DROP ROLE regress_kv_reader, regress_kv_writer, regress_kv_admin, regress_kv_monitoring;

@@ -121,11 +121,12 @@ in_background() {
 # The layers.  Each runs in $work against the servers of the run ($port,
 # $brokers) and adds to the counts and the summary.
 
+# The unit test runs under valgrind with the options of test/unit/Makefile
 layer_unit() {
 	local rc=0
 	(make -s -C "$work/src/test/unit" PG_CONFIG="$KV_PGBIN/pg_config" test_index >/dev/null &&
 		cd "$work/src/test/unit" &&
-		prove --exec 'valgrind -q --error-exitcode=1 --leak-check=full' ./test_index) \
+		prove --exec "valgrind $(make -s --no-print-directory valgrind-flags)" ./test_index) \
 		> "$work/unit.out" 2>&1 &
 	wait $! || rc=$?
 	tap_layer "unit (valgrind)" "$work/unit.out" $rc

@@ -15,10 +15,11 @@ use File::Temp ();
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes ();
 
 our @EXPORT = qw(kv_node kv_topic kv_brokers kv_kafka kv_kcat_produce
-  kv_kcat_consume kv_partition kv_txn_producer kv_session kv_query kv_send
-  kv_fails);
+  kv_kcat_consume kv_partition kv_in_sync kv_txn_producer kv_session kv_query
+  kv_send kv_fails);
 
 my $topic_serial = 0;
 my @kafka_dirs;					# clusters this test started
@@ -126,6 +127,26 @@ sub kv_partition
 		replicas => [ sort split /,/, $2 ],
 		isrs => [ sort split /,/, $3 ]
 	};
+}
+
+# Wait until partition 0 of a topic has a leader and every replica is in
+# sync; returns the partition as kv_partition describes it, or undef if
+# that does not happen in time
+sub kv_in_sync
+{
+	my ($brokers, $topic) = @_;
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	while (time < $deadline)
+	{
+		my $p = kv_partition($brokers, $topic);
+		return $p
+		  if $p
+		  && $p->{leader} > 0
+		  && @{ $p->{replicas} }
+		  && "@{$p->{isrs}}" eq "@{$p->{replicas}}";
+		Time::HiRes::usleep(200_000);
+	}
+	return undef;
 }
 
 # The program test/tools/txn_producer.c, compiled once per test file

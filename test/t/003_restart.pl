@@ -68,7 +68,8 @@ kill 'TERM', $pid;
 kill 'STOP', $postmaster;
 kill 'CONT', $pid;
 my $exited = 0;
-for (1 .. 1000)
+my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+while (time < $deadline)
 {
 	# a child of a held postmaster stays a zombie
 	my $stat = eval { PostgreSQL::Test::Utils::slurp_file("/proc/$pid/stat") } // '';
@@ -79,9 +80,14 @@ ok($exited, 'the worker exited');
 is( kv_query($watcher, "SELECT state, worker_pid IS NULL FROM kv_topics WHERE topic = '$topic'"),
 	'starting|t', 'kv_topics shows the topic as starting, with no worker');
 
+like( (kv_query($watcher, "SET kvstore.write_timeout = '200ms'; SELECT kv_get('$topic', 'k42')"))[1],
+	qr/ERROR:  57014: topic "$topic" is not ready after 200 ms\nDETAIL:  The topic's worker is starting\./,
+	'a read that waits longer than kvstore.write_timeout fails, saying the worker is starting');
+
 kv_send($reader, "SELECT kv_get('$topic', 'k42')");
 my $waiting = '';
-for (1 .. 1000)
+$deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+while (time < $deadline)
 {
 	$waiting = kv_query($watcher, "SELECT wait_event_type FROM pg_stat_activity WHERE pid = $reader_pid");
 	last if $waiting eq 'Extension';

@@ -7,7 +7,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(time);
+use Time::HiRes qw(time usleep);
 use KvstoreTest;
 
 my $node = kv_node('errors');
@@ -185,7 +185,58 @@ $elapsed = time - $start;
 like($err, qr/ERROR:  57014: canceling statement due to statement timeout/,
 	'statement_timeout cuts the attempt short');
 cmp_ok($elapsed, '<', 8, 'well before the look-up gives up');
+
+# ===================================================================
+# kvstore.brokers is reloaded: a session that met the unreachable
+# broker writes through the new one, and new workers use it
+# ===================================================================
+my $moved = kv_topic('moved');
+my $stuck = kv_session($lonely);
+like( (kv_query($stuck, "SET statement_timeout = '1s'; SELECT kv_put('$moved', 'k', 'v')"))[1],
+	qr/ERROR:  57014: canceling statement due to statement timeout/,
+	'a session writes to the unreachable broker in vain');
+$lonely->safe_psql('postgres',
+	"ALTER SYSTEM SET kvstore.brokers = '$brokers'; SELECT pg_reload_conf()");
+my $reloaded = '';
+my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+while (time < $deadline)
+{
+	$reloaded = kv_query($stuck, "SELECT current_setting('kvstore.brokers')");
+	last if $reloaded eq $brokers;
+	usleep(100_000);
+}
+is($reloaded, $brokers, 'the session has loaded the new kvstore.brokers');
+is(kv_query($stuck, "RESET statement_timeout; SELECT kv_put('$moved', 'k', 'v'); SELECT kv_get('$moved', 'k')"),
+	"0\nv", 'the same session now writes through the new broker and reads its write');
+is( $lonely->safe_psql(
+		'postgres', "SELECT state, worker_pid IS NOT NULL FROM kv_topics WHERE topic = '$moved'"),
+	'ready|t', 'the worker of the topic reads from the new broker');
+$stuck->quit;
 $lonely->stop;
+
+# ===================================================================
+# no background worker slot is free: 53400, and the topic slot taken
+# for the attempt is given back
+# ===================================================================
+# Two worker slots: PostgreSQL's logical replication launcher takes one
+my $few = kv_node('few', conf => "max_worker_processes = 2\nkvstore.max_topics = 2");
+my $first = kv_topic('first');
+is($few->safe_psql('postgres', "SELECT kv_put('$first', 'k', 'v')"), '0',
+	'a topic takes the last worker slot');
+my $refused = 0;
+for my $try (1 .. 3)
+{
+	my $extra = kv_topic('noworker');
+	$refused++
+	  if kv_fails($few, "SELECT kv_put('$extra', 'k', 'v')") =~
+	  /ERROR:  53400: could not start the worker of topic "$extra"\nDETAIL:  No background worker slot is free\.\nHINT:  Raise max_worker_processes/;
+}
+is($refused, 3,
+	'three more topics are each refused with 53400 for want of a worker, not of a topic slot');
+is($few->safe_psql('postgres', 'SELECT string_agg(topic, \',\') FROM kv_topics'), $first,
+	'none of them stays attached');
+is($few->safe_psql('postgres', "SELECT kv_get('$first', 'k')"), 'v', 'the first topic is served');
+$few->stop;
 
 # ===================================================================
 # shared memory runs out: the topic stops with a clear error

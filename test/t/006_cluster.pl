@@ -1,6 +1,8 @@
-# Against a three-broker Kafka cluster: a write survives the loss of one
-# broker (acks=all, min.insync.replicas=2), and a server rebuilds from the
-# replicas that remain.
+# Against a three-broker Kafka cluster: topics are created with the
+# replication factor asked for, writes survive the loss of the partition
+# leader (stopped, then killed) with acks=all and min.insync.replicas=2,
+# a server rebuilds from the brokers that remain, and reads go on with
+# every broker down.
 use strict;
 use warnings;
 
@@ -14,12 +16,22 @@ my $brokers = kv_kafka('start', $dir, 3);
 like($brokers, qr/^127\.0\.0\.1:\d+,127\.0\.0\.1:\d+,127\.0\.0\.1:\d+$/,
 	'a three-broker cluster runs on loopback');
 
-my $node = kv_node('cluster', brokers => $brokers,
-	conf => 'kvstore.replication_factor = 3');
-my $topic = kv_topic('cluster');
+my $node = kv_node('cluster', brokers => $brokers);
 
+# ===================================================================
+# kvstore.replication_factor: -1 is the broker's default (3 here)
+# ===================================================================
+my $topic = kv_topic('cluster');
+my $pair = kv_topic('pair');
 is($node->safe_psql('postgres', "SELECT kv_put('$topic', 'before', '1')"),
-	'0', 'a write to a topic replicated three times');
+	'0', 'a write creates a topic');
+is(join(',', @{ kv_partition($brokers, $topic)->{replicas} }), '1,2,3',
+	'with kvstore.replication_factor = -1 it has the broker default of three replicas');
+is( $node->safe_psql(
+		'postgres', "SET kvstore.replication_factor = 2; SELECT kv_put('$pair', 'k', 'v')"),
+	'0', 'a write creates another topic');
+is(scalar @{ kv_partition($brokers, $pair)->{replicas} }, 2,
+	'with kvstore.replication_factor = 2 it has two replicas');
 
 # A topic whose writes need all three replicas in sync
 my $strict = kv_topic('strict');
@@ -29,19 +41,28 @@ kv_kafka('topics', $dir, '--create', '--topic', $strict, '--partitions', '1',
 is($node->safe_psql('postgres', "SELECT kv_put('$strict', 'first', '1')"),
 	'0', 'a write that needs all three replicas, all up');
 
-# Stop a broker that is not the only one a client knows
-kv_kafka('stop-node', $dir, 3);
-is($node->safe_psql('postgres', "SELECT kv_put('$topic', 'during', '2') > 0"),
-	't', 'a write succeeds with one broker of three down');
+# ===================================================================
+# the leader stops
+# ===================================================================
+my $leader = kv_partition($brokers, $topic)->{leader};
+like($leader, qr/^[123]$/, "broker $leader leads the topic");
+kv_kafka('stop-node', $dir, $leader);
+is($node->safe_psql('postgres', "SELECT kv_put('$topic', 'during', '2')"),
+	'1', 'a write succeeds with the leader stopped');
 is($node->safe_psql('postgres', "SELECT kv_get('$topic', 'during')"),
 	'2', 'and is read back');
+my $partition = kv_partition($brokers, $topic);
+ok($partition->{leader} > 0 && $partition->{leader} != $leader,
+	"another broker leads the topic now ($partition->{leader})");
 
 # A topic that needs all three replicas cannot take writes now: the
-# error is clear, and reads go on
-like( (	$node->psql('postgres',
-			"\\set VERBOSITY verbose\nSET kvstore.write_timeout = '3s'; SELECT kv_put('$strict', 'lost', 'x')"))[2],
-	qr/ERROR:  (08006: could not write to topic "$strict"|08006: write to topic "$strict" failed with an uncertain outcome|57014: timed out waiting for Kafka)/,
-	'a write Kafka cannot store in time fails, saying whether it may be stored');
+# errors say whether the write may be stored, and reads go on
+like( kv_fails($node, "SET statement_timeout = '2s'; SELECT kv_put('$strict', 'lost', 'x')"),
+	qr/ERROR:  57014: canceling statement due to statement timeout\nCONTEXT:  write to topic "$strict" was sent to Kafka but not yet acknowledged; it may or may not be stored/,
+	'a write canceled before Kafka acknowledged it says it may or may not be stored');
+like( kv_fails($node, "SET kvstore.write_timeout = '2s'; SELECT kv_put('$strict', 'lost', 'x')"),
+	qr/ERROR:  57014: timed out waiting for Kafka to acknowledge a write to topic "$strict"\nDETAIL:  The write may still be stored in Kafka/,
+	'a write Kafka does not acknowledge within kvstore.write_timeout says it may still be stored');
 is($node->safe_psql('postgres', "SELECT kv_get('$strict', 'first')"),
 	'1', 'reads are served from this server meanwhile');
 
@@ -50,11 +71,46 @@ is( $node->safe_psql(
 		'postgres', "SELECT kv_get('$topic', 'before') || kv_get('$topic', 'during')"),
 	'12', 'a restarted server rebuilds the topic from the remaining brokers');
 
-kv_kafka('start-node', $dir, 3);
-is($node->safe_psql('postgres', "SELECT kv_put('$topic', 'after', '3') > 0"),
-	't', 'writes go on once the broker is back');
-is($node->safe_psql('postgres', "SELECT kv_put('$strict', 'second', '2') > 0"),
-	't', 'even to the topic that needs all three replicas');
+kv_kafka('start-node', $dir, $leader);
+ok(kv_in_sync($brokers, $topic), "broker $leader is back in sync on the topic");
+ok(kv_in_sync($brokers, $strict), 'and on the topic that needs all three replicas');
+like($node->safe_psql('postgres', "SELECT kv_put('$topic', 'after', '3')"),
+	qr/^\d+$/, 'writes go on once the broker is back');
+like($node->safe_psql('postgres', "SELECT kv_put('$strict', 'second', '2')"),
+	qr/^\d+$/, 'even to the topic that needs all three replicas');
+
+# ===================================================================
+# the leader is killed
+# ===================================================================
+$leader = kv_partition($brokers, $topic)->{leader};
+kv_kafka('kill-node', $dir, $leader);
+my $offset = $node->safe_psql('postgres', "SELECT kv_put('$topic', 'killed', '4')");
+like($offset, qr/^\d+$/, "a write succeeds with the leader (broker $leader) killed");
+is($node->safe_psql('postgres', "SELECT kv_sync('$topic') - 1 = $offset; SELECT kv_get('$topic', 'killed')"),
+	"t\n4", 'it is the last record of the topic, and is read back');
+$partition = kv_partition($brokers, $topic);
+ok($partition->{leader} > 0 && $partition->{leader} != $leader,
+	"another broker leads the topic now ($partition->{leader})");
+
+# ===================================================================
+# every broker down: reads are answered from this server
+# ===================================================================
+for my $n (1 .. 3)
+{
+	kv_kafka('stop-node', $dir, $n) unless $n == $leader;
+}
+is( $node->safe_psql(
+		'postgres', qq{
+	SELECT kv_get('$topic', 'before'), kv_exists('$topic', 'killed'),
+	       (SELECT string_agg(key || '=' || value, ',') FROM kv_scan('$topic')),
+	       (SELECT count(*) FROM kv_range('$topic', 'a', 'd'))}),
+	'1|t|after=3,before=1,during=2,killed=4|2',
+	'with every broker down, reads are answered');
+is($node->safe_psql('postgres', "SELECT state FROM kv_topics WHERE topic = '$topic'"),
+	'ready', 'and the topic stays ready');
+like( kv_fails($node, "SET kvstore.write_timeout = '1s'; SELECT kv_put('$topic', 'nowhere', 'x')"),
+	qr/ERROR:  57014: timed out waiting for Kafka to acknowledge a write to topic "$topic"/,
+	'a write fails within kvstore.write_timeout');
 
 $node->stop;
 kv_kafka('stop', $dir);

@@ -230,7 +230,7 @@ run_suite() {
 	if [[ ",$layers," =~ ,(regress|pgtap|isolation|clients), ]]; then
 		# Room for the topics of every layer on this server, and for the
 		# million-row foreign table of the pgTAP layer
-		port=$(kv_timed "postgres start" kv_pg_start "$work/pg" "$brokers" "kvstore.max_topics = 24
+		port=$(kv_timed "postgres start" kv_pg_start "$work/pg" "$brokers" "kvstore.max_topics = 48
 kvstore.shared_memory = '256MB'")
 		kv_log "PostgreSQL $KV_PG on port $port"
 	fi

@@ -11,6 +11,8 @@ PGFILEDESC = "kvstore - compacted Kafka topics as key-value stores"
 # pg_regress tests, in run order (test/check.sh runs them, see README)
 REGRESS = setup functions fdw errors
 REGRESS_OPTS = --dbname=contrib_regression
+# isolationtester specs (specs/ against expected/), run by installcheck too
+ISOLATION = concurrency
 
 PG_CPPFLAGS = $(shell pkg-config --cflags rdkafka)
 SHLIB_LINK = $(shell pkg-config --libs rdkafka)

@@ -403,7 +403,7 @@ retry_after(rd_kafka_resp_err_t err, TimestampTz deadline)
 	if (err != RD_KAFKA_RESP_ERR__TIMED_OUT)
 	{
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 100L, PG_WAIT_EXTENSION);
+						 100L, KvWaitEvent(KV_WAIT_KAFKA_RETRY));
 		ResetLatch(MyLatch);
 	}
 	return true;

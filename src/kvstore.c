@@ -21,6 +21,7 @@
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "utils/guc.h"
+#include "utils/wait_event.h"
 
 #include "kvstore.h"
 
@@ -210,4 +211,34 @@ kv_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	KvShmemStartup();
+}
+
+/*
+ * KvWaitEvent
+ *		The wait event a process reports during one of kvstore's waits.
+ *
+ * From PostgreSQL 17 on, an extension may name its wait events: each of
+ * kvstore's waits then shows in pg_stat_activity under its own name, with
+ * wait_event_type Extension.  A name is registered in shared memory on its
+ * first use in each process.  Before 17, every wait is "Extension".
+ */
+uint32
+KvWaitEvent(KvWait wait)
+{
+#if PG_VERSION_NUM >= 170000
+	static const char *const names[KV_WAIT_COUNT] = {
+		[KV_WAIT_TOPIC_LOAD] = "KvstoreTopicLoad",
+		[KV_WAIT_WRITE_APPLIED] = "KvstoreWriteApplied",
+		[KV_WAIT_KAFKA_RETRY] = "KvstoreKafkaRetry",
+		[KV_WAIT_WORKER_MAIN] = "KvstoreWorkerMain",
+	};
+	static uint32 events[KV_WAIT_COUNT];
+
+	Assert(wait < KV_WAIT_COUNT);
+	if (events[wait] == 0)
+		events[wait] = WaitEventExtensionNew(names[wait]);
+	return events[wait];
+#else
+	return PG_WAIT_EXTENSION;
+#endif
 }

@@ -272,6 +272,19 @@ enum KvModifyPrivateIndex
 /* Name of the junk column that carries the key to UPDATE and DELETE */
 #define KV_KEY_JUNK "kvstore_key"
 
+/*
+ * kvstore's waits.  From PostgreSQL 17 on each shows in pg_stat_activity
+ * under its own name (KvWaitEvent); before, all are "Extension".
+ */
+typedef enum KvWait
+{
+	KV_WAIT_TOPIC_LOAD,			/* a session waits for a topic to load */
+	KV_WAIT_WRITE_APPLIED,		/* a write waits until it is applied here */
+	KV_WAIT_KAFKA_RETRY,		/* a process waits to ask Kafka again */
+	KV_WAIT_WORKER_MAIN,		/* a worker waits for records */
+	KV_WAIT_COUNT
+} KvWait;
+
 /* in kvstore.c */
 extern char *kvstore_brokers;
 extern int	kvstore_shared_memory;
@@ -283,6 +296,7 @@ extern bool kvstore_auto_create_topics;
 extern char *kvstore_allowed_topics;
 extern char *kvstore_kafka_settings;
 extern void KvCheckLoaded(void);
+extern uint32 KvWaitEvent(KvWait wait);
 
 /* in functions.c: SQL-callable, declared by PG_FUNCTION_INFO_V1 */
 

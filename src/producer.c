@@ -40,7 +40,9 @@
 #include "common/hashfn.h"
 #include "miscadmin.h"
 #include "postmaster/postmaster.h"
+#if PG_VERSION_NUM < 170000
 #include "storage/backendid.h"
+#endif
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "utils/memutils.h"

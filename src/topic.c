@@ -52,7 +52,7 @@ static char last_name[KV_MAX_TOPIC_NAME + 1];
 static bool is_internal(const char *name);
 static void check_not_internal(const char *name);
 static void refuse_full(const char *name);
-static void wait_step(KvTopic *topic, TimestampTz deadline);
+static void wait_step(KvTopic *topic, TimestampTz deadline, KvWait wait);
 static bool allowed_by_list(const char *name);
 static KvTopic *attach(const char *name, KvOpenMode mode, uint64 *incarnation,
 					   bool *created);
@@ -353,13 +353,13 @@ wait_deadline_ms(TimestampTz deadline)
 
 /* Sleep on the topic's condition variable until woken, or a step passed */
 static void
-wait_step(KvTopic *topic, TimestampTz deadline)
+wait_step(KvTopic *topic, TimestampTz deadline, KvWait wait)
 {
 	int64		timeout = wait_deadline_ms(deadline);
 
 	(void) ConditionVariableTimedSleep(&topic->cv,
 									   timeout < 0 ? KV_WAIT_STEP_MS : Min(timeout, KV_WAIT_STEP_MS),
-									   PG_WAIT_EXTENSION);
+									   KvWaitEvent(wait));
 }
 
 /*
@@ -415,7 +415,7 @@ KvTopicWaitReady(KvTopicRef *ref)
 										   ref->name, error) : 0,
 					 errhint("Check kvstore.brokers and the kv_topics view.")));
 
-		wait_step(topic, deadline);
+		wait_step(topic, deadline, KV_WAIT_TOPIC_LOAD);
 	}
 	ConditionVariableCancelSleep();
 }
@@ -469,7 +469,7 @@ KvTopicWaitApplied(KvTopicRef *ref, int64 offset)
 							   offset),
 					 errhint("Raise kvstore.write_timeout, or check the kv_topics view for lag.")));
 
-		wait_step(topic, deadline);
+		wait_step(topic, deadline, KV_WAIT_WRITE_APPLIED);
 	}
 	ConditionVariableCancelSleep();
 }

@@ -186,7 +186,7 @@ kvstore_launcher_main(Datum main_arg)
 		if (pending != NIL)
 		{
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 5000L, PG_WAIT_EXTENSION);
+							 5000L, KvWaitEvent(KV_WAIT_KAFKA_RETRY));
 			ResetLatch(MyLatch);
 		}
 	}
@@ -528,7 +528,7 @@ kvstore_worker_main(Datum main_arg)
 				 "could not read the end of the log: %s", rd_kafka_err2str(err));
 		SpinLockRelease(&my_topic->mutex);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 1000L, PG_WAIT_EXTENSION);
+						 1000L, KvWaitEvent(KV_WAIT_KAFKA_RETRY));
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		if (ShutdownRequestPending)
@@ -613,7 +613,7 @@ kvstore_worker_main(Datum main_arg)
 		publish(consumer_position(name), false);
 
 		(void) WaitEventSetWait(waitset, bootstrapping() ? 10L : 1000L,
-								&event, 1, PG_WAIT_EXTENSION);
+								&event, 1, KvWaitEvent(KV_WAIT_WORKER_MAIN));
 		ResetLatch(MyLatch);
 		while (read(pipefd[0], drain, sizeof(drain)) > 0)
 			;

@@ -2,25 +2,28 @@
 #
 # check.sh: run the kvstore test suite on this machine, from nothing.
 #
-#   test/check.sh [--kafka VERSION] [--layers L,L...]
+#   test/check.sh [--pg 15|16|17|18] [--kafka VERSION] [--layers L,L...]
 #   test/check.sh --ci
 #
-# Installs what is missing, builds and installs the extension, fetches the
-# chosen Apache Kafka (default KAFKA_VERSION, else the newest 4.x the bed
-# knows, see test/kafka/kafka.sh),
+# Installs what is missing, builds and installs the extension into the
+# chosen PostgreSQL (default 15), fetches the chosen Apache Kafka (default
+# KAFKA_VERSION, else the newest 4.x the bed knows, see test/kafka/kafka.sh),
 # starts a throwaway single-node Kafka and a throwaway PostgreSQL with
 # kvstore, then runs the layers (default all, in this order):
 #
 #   unit       the index structures (test/unit/), under valgrind
 #   regress    pg_regress (sql/ against expected/), through PGXS installcheck
 #   pgtap      pgTAP files (test/pgtap/) with pg_prove
+#   isolation  isolationtester specs (specs/ against expected/), through
+#              PGXS installcheck
 #   tap        Perl TAP tests (test/t/) with PostgreSQL::Test::Cluster, which
 #              start their own servers and, for fault tests, a 3-node Kafka
 #   clients    client programs (test/clients/) driving the functions through
 #              node-postgres, pgx, psycopg 3, asyncpg and pgJDBC
 #
-# --ci runs, in one go: every layer with the default Kafka, then regress,
-# pgtap and tap with Kafka 3.9.1.
+# --ci runs, in one go: every layer on PostgreSQL 15 with the default
+# Kafka; regress, pgtap and isolation on PostgreSQL 16, 17 and 18; regress,
+# pgtap, isolation and tap on PostgreSQL 15 with Kafka 3.9.1.
 #
 # Everything is stopped and removed at the end, also on failure or ^C.
 # The layers run in the background while the script waits, so that a
@@ -31,18 +34,20 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-all_layers=unit,regress,pgtap,tap,clients
+all_layers=unit,regress,pgtap,isolation,tap,clients
 
 usage() {
-	sed -n '3,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '3,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
+pg=15
 kafka=$KV_KAFKA_VERSION
 layers=$all_layers
 ci=""
 while [ $# -gt 0 ]; do
 	case $1 in
+		--pg) pg=${2:?}; shift 2 ;;
 		--kafka) kafka=${2:?}; shift 2 ;;
 		--layers) layers=${2:?}; shift 2 ;;
 		--ci) ci=1; shift ;;
@@ -52,6 +57,7 @@ done
 for layer in ${layers//,/ }; do
 	[[ ",$all_layers," == *",$layer,"* ]] || { kv_log "unknown layer $layer"; usage; }
 done
+[ "$pg" = 15 ] || [ -n "$(kv_pg_release "$pg")" ] || { kv_log "--pg takes 15, 16, 17 or 18"; exit 2; }
 
 [ "$(id -u)" = 0 ] || { kv_log "run as root (it installs packages)"; exit 1; }
 
@@ -146,8 +152,14 @@ installcheck() {
 
 layer_regress() {
 	local rc=0
-	in_background installcheck regress "$work/regress.out" || rc=$?
+	in_background installcheck regress "$work/regress.out" ISOLATION= || rc=$?
 	regress_layer pg_regress "$work/regress.out" $rc "$work/regress/regression.diffs"
+}
+
+layer_isolation() {
+	local rc=0
+	in_background installcheck isolation "$work/isolation.out" REGRESS= || rc=$?
+	regress_layer isolation "$work/isolation.out" $rc "$work/isolation/regression.diffs"
 }
 
 layer_pgtap() {
@@ -172,7 +184,7 @@ layer_tap() {
 		KVSTORE_KAFKA_DIR="$work/kafka" \
 		KVSTORE_KAFKA_SH="$work/src/test/kafka/kafka.sh" \
 		KAFKA_LIBS="$KV_USER_KAFKA_LIBS" \
-		prove -I "$KV_PGXS/src/test/perl" -I "$work/src/test/perl" \
+		prove -I "$KV_PERL" -I "$work/src/test/perl" \
 		"$work"/src/test/t/*.pl) > "$work/tap.out" 2>&1 &
 	wait $! || rc=$?
 	tap_layer TAP "$work/tap.out" $rc
@@ -196,14 +208,15 @@ layer_clients() {
 	tap_layer clients "$work/clients.out" $rc
 }
 
-# run_suite KAFKA LAYERS: build, start Kafka KAFKA and a server as the
-# layers need them, run the layers, stop everything
+# run_suite PG KAFKA LAYERS: build for PostgreSQL PG, start Kafka KAFKA
+# and a server as the layers need them, run the layers, stop everything
 run_suite() {
-	local layers=$2 layer start
-	kv_kafka_select "$1"
-	run="[kafka $KV_KAFKA_VERSION]"
+	local layers=$3 layer start
+	kv_pg_select "$1"
+	kv_kafka_select "$2"
+	run="[pg $KV_PG, kafka $KV_KAFKA_VERSION]"
 	kv_log "$run layers $layers"
-	kv_timed build kv_build
+	kv_timed "build pg $KV_PG" kv_build
 	kv_timed "kafka fetch" kv_fetch_kafka
 	if [[ ",$layers," == *,clients,* ]]; then
 		kv_timed "clients fetch" kv_fetch_clients
@@ -212,19 +225,20 @@ run_suite() {
 	work=$(kv_make_workdir check)
 	mkdir -p "$work/pg"
 	kv_user_kafka "$work"
+	kv_user_pg "$work"
 	chown "$KV_USER" "$work/pg"
 	brokers="" port=""
 	if [ "$layers" != unit ]; then
 		brokers=$(kv_timed "kafka start" kv_kafka_start "$work/kafka" 1)
 		kv_log "Kafka $KV_KAFKA_VERSION at $brokers"
 	fi
-	if [[ ",$layers," =~ ,(regress|pgtap|clients), ]]; then
-		# Room for the topics of pg_regress, pgTAP and the clients together
-		# (each takes a slot and a worker), and for the million-row foreign
-		# table of the pgTAP layer
+	if [[ ",$layers," =~ ,(regress|pgtap|isolation|clients), ]]; then
+		# Room for the topics of every layer on this server (each takes a
+		# slot and a worker), and for the million-row foreign table of the
+		# pgTAP layer
 		port=$(kv_timed "postgres start" kv_pg_start "$work/pg" "$brokers" "kvstore.max_topics = 64
 kvstore.shared_memory = '256MB'")
-		kv_log "PostgreSQL on port $port"
+		kv_log "PostgreSQL $KV_PG on port $port"
 	fi
 
 	for layer in ${layers//,/ }; do
@@ -240,10 +254,13 @@ kv_timed packages kv_install_packages
 kv_ensure_user
 
 if [ -n "$ci" ]; then
-	run_suite "$kafka" "$all_layers"
-	run_suite 3.9.1 regress,pgtap,tap
+	run_suite 15 "$kafka" "$all_layers"
+	for pg in 16 17 18; do
+		run_suite $pg "$kafka" regress,pgtap,isolation
+	done
+	run_suite 15 3.9.1 regress,pgtap,isolation,tap
 else
-	run_suite "$kafka" "$layers"
+	run_suite "$pg" "$kafka" "$layers"
 fi
 
 echo

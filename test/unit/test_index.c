@@ -66,7 +66,11 @@ typedef struct Block
 	/* payload follows, 16-byte aligned */
 } Block;
 
+#if PG_VERSION_NUM >= 180000
+pg_noreturn static void fatal(const char *what);
+#else
 static void fatal(const char *what) pg_attribute_noreturn();
+#endif
 
 static void
 fatal(const char *what)
@@ -164,6 +168,17 @@ dsa_get_address(dsa_area *area, dsa_pointer dp)
 }
 
 /* Assert() in index.c, compiled with USE_ASSERT_CHECKING */
+#if PG_VERSION_NUM >= 160000
+void
+ExceptionalCondition(const char *conditionName,
+					 const char *fileName, int lineNumber)
+{
+	printf("Bail out! Assert(\"%s\") failed at %s:%d\n",
+		   conditionName, fileName, lineNumber);
+	fflush(stdout);
+	abort();
+}
+#else
 void
 ExceptionalCondition(const char *conditionName, const char *errorType,
 					 const char *fileName, int lineNumber)
@@ -173,6 +188,7 @@ ExceptionalCondition(const char *conditionName, const char *errorType,
 	fflush(stdout);
 	abort();
 }
+#endif
 
 /* elog(ERROR) in index.c: never expected here */
 bool

@@ -179,13 +179,15 @@ init_transactions(rd_kafka_t *rk)
 		rd_kafka_resp_err_t code = rd_kafka_error_code(error);
 
 		/*
-		 * A coordinator that is loading or moving answers at once: retry
-		 * after a moment.  A broker just started, or a transactional id new
-		 * to it, meets this.
+		 * A coordinator that is loading or moving answers at once, and so
+		 * does one still ending the last transaction of the backend that
+		 * had this slot before: retry after a moment.  A broker just
+		 * started, or a transactional id new to it, meets this.
 		 */
 		bool		coordinator_busy = code == RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS ||
 			code == RD_KAFKA_RESP_ERR_NOT_COORDINATOR ||
-			code == RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE;
+			code == RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE ||
+			code == RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS;
 
 		if ((code == RD_KAFKA_RESP_ERR__TIMED_OUT || coordinator_busy) &&
 			(rd_kafka_error_is_retriable(error) || coordinator_busy) &&

@@ -34,6 +34,7 @@ int			kvstore_max_topics = 16;
 char	   *kvstore_topics = NULL;
 int			kvstore_replication_factor = -1;
 int			kvstore_write_timeout = 30000;	/* ms */
+int			kvstore_transaction_timeout = 20000;	/* ms */
 bool		kvstore_auto_create_topics = false;
 char	   *kvstore_allowed_topics = NULL;
 char	   *kvstore_kafka_settings = NULL;
@@ -86,6 +87,17 @@ _PG_init(void)
 							0,
 							INT_MAX,
 							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("kvstore.transaction_timeout",
+							"Sets the longest a statement's Kafka transaction may stay open.",
+							"The broker aborts a transaction open longer; a crashed backend's open transaction holds back every reader of its topic until then.",
+							&kvstore_transaction_timeout,
+							20000,
+							1000,
+							900000,
+							PGC_SUSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 

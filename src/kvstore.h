@@ -292,6 +292,7 @@ extern int	kvstore_max_topics;
 extern char *kvstore_topics;
 extern int	kvstore_replication_factor;
 extern int	kvstore_write_timeout;
+extern int	kvstore_transaction_timeout;
 extern bool kvstore_auto_create_topics;
 extern char *kvstore_allowed_topics;
 extern char *kvstore_kafka_settings;

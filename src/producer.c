@@ -58,11 +58,13 @@
 #define KV_INIT_TIMEOUT_MS 10000
 
 /*
- * Longest a Kafka transaction may stay open: the broker aborts it after
- * this, should a crashed backend leave one open and no backend take its
- * slot.  Records of a transaction must be delivered within it, too.
+ * kvstore.transaction_timeout: longest a Kafka transaction may stay open.
+ * The broker aborts it after this, should a crashed backend leave one open
+ * and no backend take its slot; a statement's records must be delivered
+ * and committed within it.  The transactional producer keeps the value it
+ * was made with, and is replaced when the setting changes.
  */
-#define KV_TXN_TIMEOUT_MS 20000
+static int	kv_txn_producer_timeout = 0;
 
 /* Longest an abort may take on an exit path */
 #define KV_ABORT_TIMEOUT_MS 2000
@@ -237,6 +239,9 @@ get_producer(bool transactional)
 		pfree(kv_producer_settings);
 		kv_producer_settings = NULL;
 	}
+	if (transactional && kv_txn_producer != NULL &&
+		kv_txn_producer_timeout != kvstore_transaction_timeout && !cur.active)
+		destroy_producer(&kv_txn_producer);
 	if (*slot != NULL)
 		return *slot;
 
@@ -261,7 +266,8 @@ get_producer(bool transactional)
 	{
 		transactional_id(value, sizeof(value));
 		KvKafkaConfSet(conf, "transactional.id", value);
-		snprintf(value, sizeof(value), "%d", KV_TXN_TIMEOUT_MS);
+		kv_txn_producer_timeout = kvstore_transaction_timeout;
+		snprintf(value, sizeof(value), "%d", kvstore_transaction_timeout);
 		KvKafkaConfSet(conf, "transaction.timeout.ms", value);
 		KvKafkaConfSet(conf, "message.timeout.ms", value);
 	}

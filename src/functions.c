@@ -133,7 +133,7 @@ check_text(const char *topic, const char *data, uint32 len, const char *what)
 				(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
 				 errmsg("%s in topic \"%s\" is not valid text in encoding \"%s\"",
 						what, topic, GetDatabaseEncodingName()),
-				 errhint("Use the bytea form of the function.")));
+				 errhint("Use the _bytea form of the function, such as kv_get_bytea or kv_scan_bytea.")));
 }
 
 /*

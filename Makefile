@@ -9,7 +9,7 @@ DATA = $(wildcard sql/kvstore--*.sql)
 PGFILEDESC = "kvstore - compacted Kafka topics as key-value stores"
 
 # pg_regress tests, in run order (test/check.sh runs them, see README)
-REGRESS = setup functions fdw errors
+REGRESS = setup functions fdw fdw_icu errors
 REGRESS_OPTS = --dbname=contrib_regression
 # isolationtester specs (specs/ against expected/), run by installcheck too
 ISOLATION = concurrency

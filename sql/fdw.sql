@@ -59,8 +59,9 @@ DROP FOREIGN TABLE ft_nokey, ft_intkey, ft_extra, ft_twokeys;
 -- ===================================================================
 CREATE FOREIGN TABLE ft (key text COLLATE "C", value text)
     SERVER kv OPTIONS (topic 'fdw_regress_kv');
--- the same topic under a collation whose order is not byte order
-CREATE FOREIGN TABLE ft_coll (key text COLLATE "und-x-icu", value text)
+-- the same topic under a collation other than "C" (the planner cannot
+-- rely on its order being byte order)
+CREATE FOREIGN TABLE ft_coll (key text COLLATE "C.utf8", value text)
     SERVER kv OPTIONS (topic 'fdw_regress_kv');
 -- renamed key and value columns, and the offset of each record
 CREATE FOREIGN TABLE ft_named (
@@ -156,10 +157,7 @@ EXPLAIN (VERBOSE, COSTS OFF) SELECT * FROM ft_coll WHERE key ~>=~ 'user:2';
 SELECT * FROM ft_coll WHERE key ~>=~ 'user:2';
 -- an explicit "C" collation makes a comparison pushable
 EXPLAIN (VERBOSE, COSTS OFF) SELECT * FROM ft_coll WHERE key < 'b' COLLATE "C";
--- a nondeterministic collation: not even equality compares bytes
-CREATE COLLATION fdw_nocase (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
-EXPLAIN (VERBOSE, COSTS OFF) SELECT * FROM ft_coll WHERE key = 'USER:1' COLLATE fdw_nocase;
-SELECT * FROM ft_coll WHERE key = 'USER:1' COLLATE fdw_nocase;
+-- (a nondeterministic collation, which needs ICU: fdw_icu.sql)
 
 -- bytea keys: byte order, prefixes of bytes
 EXPLAIN (VERBOSE, COSTS OFF) SELECT * FROM ft_bin WHERE key LIKE 'a\377%'::bytea ORDER BY key;
@@ -294,5 +292,4 @@ SET client_min_messages = warning;
 DROP SCHEMA imported CASCADE;
 DROP TABLE orders;
 DROP SERVER kv CASCADE;
-DROP COLLATION fdw_nocase;
 RESET client_min_messages;

@@ -827,9 +827,31 @@ explain_access(ForeignScan *fsplan, ExplainState *es)
 	{
 		List	   *context = set_deparse_context_plan(es->deparse_cxt,
 													   (Plan *) fsplan, NIL);
+		List	   *shown = NIL;
 
+		/*
+		 * Show each comparison with the key on the left, as the scan reads
+		 * it; the planner may hand a join clause over either way round,
+		 * and differently in different PostgreSQL versions.
+		 */
+		foreach(lc, fsplan->fdw_exprs)
+		{
+			Node	   *clause = (Node *) lfirst(lc);
+
+			if (IsA(clause, OpExpr) && list_length(((OpExpr *) clause)->args) == 2 &&
+				!IsA(strip_implicit_coercions(linitial(((OpExpr *) clause)->args)), Var) &&
+				IsA(strip_implicit_coercions(lsecond(((OpExpr *) clause)->args)), Var) &&
+				OidIsValid(get_commutator(((OpExpr *) clause)->opno)))
+			{
+				OpExpr	   *commuted = (OpExpr *) copyObject(clause);
+
+				CommuteOpExpr(commuted);
+				clause = (Node *) commuted;
+			}
+			shown = lappend(shown, clause);
+		}
 		ExplainPropertyText("Key Cond",
-							deparse_expression((Node *) make_ands_explicit(fsplan->fdw_exprs),
+							deparse_expression((Node *) make_ands_explicit(shown),
 											   context, es->verbose, false),
 							es);
 	}

@@ -21,9 +21,9 @@ INSERT INTO l VALUES ('K', 'upper'), ('k', 'bare'), ('k_', 'underscore'), ('k%',
 CREATE FOREIGN TABLE f (key text COLLATE "C", value text) SERVER tap_kv OPTIONS (topic :'t');
 INSERT INTO f SELECT * FROM l;
 -- the same rows under a collation whose order is not byte order
-CREATE TABLE li (key text COLLATE "und-x-icu" PRIMARY KEY, value text);
+CREATE TABLE li (key text COLLATE "C.utf8" PRIMARY KEY, value text);
 INSERT INTO li SELECT * FROM l;
-CREATE FOREIGN TABLE fi (key text COLLATE "und-x-icu", value text) SERVER tap_kv OPTIONS (topic :'t');
+CREATE FOREIGN TABLE fi (key text COLLATE "C.utf8", value text) SERVER tap_kv OPTIONS (topic :'t');
 
 SELECT results_eq('SELECT * FROM f', 'SELECT * FROM l ORDER BY key', 'a full scan returns every row, in key order');
 SELECT results_eq('SELECT count(*) FROM f', 'SELECT count(*) FROM l', 'count(*)');
@@ -41,9 +41,9 @@ SET LOCAL plan_cache_mode = force_generic_plan;
 SELECT results_eq('EXECUTE fp(''k7'')', 'EXECUTE lp(''k7'')', 'key = $1, generic plan');
 SELECT is_empty('EXECUTE fp(NULL)', 'key = NULL');
 RESET plan_cache_mode;
-SELECT results_eq($$SELECT * FROM fi WHERE key = 'k42'$$, $$SELECT * FROM li WHERE key = 'k42'$$, 'key = constant, ICU collation');
+SELECT results_eq($$SELECT * FROM fi WHERE key = 'k42'$$, $$SELECT * FROM li WHERE key = 'k42'$$, 'key = constant, a collation other than "C"');
 SELECT results_eq($$SELECT * FROM f WHERE key = 'K'$$, $$SELECT * FROM l WHERE key = 'K'$$, 'equality is case-sensitive');
-SELECT results_eq($$SELECT * FROM fi WHERE key = 'K42' COLLATE "und-x-icu"$$, $$SELECT * FROM li WHERE key = 'K42'$$, 'equality under a deterministic ICU collation');
+SELECT results_eq($$SELECT * FROM fi WHERE key = 'K42' COLLATE "C.utf8"$$, $$SELECT * FROM li WHERE key = 'K42'$$, 'equality under a deterministic collation other than "C"');
 
 -- ===================================================================
 -- IN and = ANY
@@ -54,7 +54,7 @@ SELECT results_eq($$SELECT * FROM f WHERE key = ANY (ARRAY['k3', NULL, 'k2']) OR
                   $$SELECT * FROM l WHERE key = ANY (ARRAY['k3', NULL, 'k2']) ORDER BY key DESC$$, 'key = ANY (array with NULL), descending');
 SELECT is_empty($$SELECT * FROM f WHERE key = ANY ('{}'::text[])$$, 'key = ANY (empty array)');
 SELECT results_eq($$SELECT * FROM fi WHERE key IN ('k9', 'k10') ORDER BY key$$,
-                  $$SELECT * FROM li WHERE key IN ('k9', 'k10') ORDER BY key$$, 'key IN (...), ICU collation');
+                  $$SELECT * FROM li WHERE key IN ('k9', 'k10') ORDER BY key$$, 'key IN (...), a collation other than "C"');
 SELECT results_eq($$SELECT * FROM f WHERE key NOT IN ('k1', 'k2') ORDER BY key$$,
                   $$SELECT * FROM l WHERE key NOT IN ('k1', 'k2') ORDER BY key$$, 'key NOT IN (...) is a filter');
 
@@ -71,9 +71,9 @@ SELECT results_eq($$SELECT * FROM f WHERE key > 'k5' AND key > 'k50' AND key < '
                   $$SELECT * FROM l WHERE key > 'k5' AND key > 'k50' AND key < 'k6' AND key <= 'k51' ORDER BY key$$, 'several bounds: the tightest ones');
 SELECT is_empty($$SELECT * FROM f WHERE key > 'k5' AND key < 'k4'$$, 'crossed bounds');
 SELECT results_eq($$SELECT * FROM f WHERE key >= 'k' AND key < 'l'$$, $$SELECT * FROM l WHERE key >= 'k' AND key < 'l' ORDER BY key$$, 'a wide range');
-SELECT results_eq($$SELECT * FROM fi WHERE key < 'k2' ORDER BY key$$, $$SELECT * FROM li WHERE key < 'k2' ORDER BY key$$, 'key < constant, ICU collation');
-SELECT results_eq($$SELECT * FROM fi WHERE key BETWEEN 'K10' AND 'k11' ORDER BY key$$, $$SELECT * FROM li WHERE key BETWEEN 'K10' AND 'k11' ORDER BY key$$, 'BETWEEN, ICU collation');
-SELECT results_eq($$SELECT * FROM fi WHERE key > 'k2' COLLATE "C" ORDER BY key COLLATE "C"$$, $$SELECT * FROM li WHERE key > 'k2' COLLATE "C" ORDER BY key COLLATE "C"$$, 'an explicit "C" comparison, ICU column');
+SELECT results_eq($$SELECT * FROM fi WHERE key < 'k2' ORDER BY key$$, $$SELECT * FROM li WHERE key < 'k2' ORDER BY key$$, 'key < constant, a collation other than "C"');
+SELECT results_eq($$SELECT * FROM fi WHERE key BETWEEN 'K10' AND 'k11' ORDER BY key$$, $$SELECT * FROM li WHERE key BETWEEN 'K10' AND 'k11' ORDER BY key$$, 'BETWEEN, a collation other than "C"');
+SELECT results_eq($$SELECT * FROM fi WHERE key > 'k2' COLLATE "C" ORDER BY key COLLATE "C"$$, $$SELECT * FROM li WHERE key > 'k2' COLLATE "C" ORDER BY key COLLATE "C"$$, 'an explicit "C" comparison on a column of another collation');
 SELECT results_eq($$SELECT * FROM fi WHERE key ~>=~ 'k29' AND key ~<~ 'k3' ORDER BY key$$, $$SELECT * FROM li WHERE key ~>=~ 'k29' AND key ~<~ 'k3' ORDER BY key$$, 'text_pattern_ops comparisons');
 
 -- ===================================================================
@@ -97,7 +97,7 @@ SET LOCAL plan_cache_mode = force_generic_plan;
 SELECT results_eq('EXECUTE flike(''k28_'')', 'EXECUTE llike(''k28_'')', 'LIKE $1, generic plan');
 SELECT results_eq('EXECUTE flike(''%7'')', 'EXECUTE llike(''%7'')', 'LIKE $1 without a fixed start, generic plan');
 RESET plan_cache_mode;
-SELECT results_eq($$SELECT * FROM fi WHERE key LIKE 'k12%' ORDER BY key$$, $$SELECT * FROM li WHERE key LIKE 'k12%' ORDER BY key$$, 'LIKE prefix%, ICU collation');
+SELECT results_eq($$SELECT * FROM fi WHERE key LIKE 'k12%' ORDER BY key$$, $$SELECT * FROM li WHERE key LIKE 'k12%' ORDER BY key$$, 'LIKE prefix%, a collation other than "C"');
 
 -- ===================================================================
 -- order and limits
@@ -107,8 +107,8 @@ SELECT results_eq($$SELECT * FROM f ORDER BY key DESC LIMIT 10$$, $$SELECT * FRO
 SELECT results_eq($$SELECT * FROM f ORDER BY key DESC$$, $$SELECT * FROM l ORDER BY key DESC$$, 'ORDER BY key DESC, every row');
 SELECT results_eq($$SELECT * FROM f WHERE key LIKE 'k1%' ORDER BY key DESC LIMIT 20 OFFSET 5$$, $$SELECT * FROM l WHERE key LIKE 'k1%' ORDER BY key DESC LIMIT 20 OFFSET 5$$, 'a prefix, descending, OFFSET');
 SELECT results_eq($$SELECT * FROM f WHERE key < 'k5' ORDER BY key DESC LIMIT 300$$, $$SELECT * FROM l WHERE key < 'k5' ORDER BY key DESC LIMIT 300$$, 'a range, descending, past a batch');
-SELECT results_eq($$SELECT * FROM fi ORDER BY key LIMIT 10$$, $$SELECT * FROM li ORDER BY key LIMIT 10$$, 'ORDER BY key LIMIT, ICU collation');
-SELECT results_eq($$SELECT * FROM fi ORDER BY key DESC LIMIT 10$$, $$SELECT * FROM li ORDER BY key DESC LIMIT 10$$, 'ORDER BY key DESC LIMIT, ICU collation');
+SELECT results_eq($$SELECT * FROM fi ORDER BY key LIMIT 10$$, $$SELECT * FROM li ORDER BY key LIMIT 10$$, 'ORDER BY key LIMIT, a collation other than "C"');
+SELECT results_eq($$SELECT * FROM fi ORDER BY key DESC LIMIT 10$$, $$SELECT * FROM li ORDER BY key DESC LIMIT 10$$, 'ORDER BY key DESC LIMIT, a collation other than "C"');
 SELECT results_eq($$SELECT * FROM f ORDER BY value, key LIMIT 10$$, $$SELECT * FROM l ORDER BY value, key LIMIT 10$$, 'ORDER BY another column');
 
 -- ===================================================================

@@ -88,7 +88,7 @@ INSERT INTO ft_bin VALUES ('\x61', '\x01'), ('\x61ff', '\x02'), ('\x61ff00', '\x
 INSERT INTO ft_people (key, email, full_name, age, tags) VALUES
     ('p1', 'ann@example.com', 'Ann', 31, '["admin"]'),
     ('p2', 'bob@example.com', 'Bob', NULL, NULL);
-CREATE TABLE orders (id int PRIMARY KEY, user_key text);
+CREATE TABLE orders (id int PRIMARY KEY, user_key text COLLATE "C");
 INSERT INTO orders VALUES (1, 'user:1'), (2, 'user:2'), (3, 'user:2'), (4, 'nobody');
 ANALYZE orders;
 

@@ -133,21 +133,20 @@ SELECT kv_get(:'o', 'rolled') AS after_rollback;
 -- scans past the 256 entries copied out under one lock hold: max_rows
 -- and the end of the range are kept across batches
 -- ===================================================================
-SELECT 'kvbig_' || md5(random()::text || clock_timestamp()::text) AS g \gset
-SELECT kv_put_many(:'g',
+SELECT kv_put_many(:'o',
     array(SELECT 'p' || lpad(i::text, 3, '0') FROM generate_series(0, 599) i) || ARRAY['q', 'o'],
     array(SELECT 'v' || i FROM generate_series(0, 599) i) || ARRAY['after', 'before']) AS put_many;
 SELECT m AS max_rows, count(key), min(key), max(key),
        array_agg(key ORDER BY n) = array(SELECT 'p' || lpad(i::text, 3, '0')
                                          FROM generate_series(0, least(m, 600) - 1) i) AS in_order
 FROM unnest(ARRAY[255, 256, 257, 511, 512, 513, 599, 600, 601]) m
-LEFT JOIN LATERAL kv_scan(:'g', 'p', m) WITH ORDINALITY AS s(key, value, n) ON true
+LEFT JOIN LATERAL kv_scan(:'o', 'p', m) WITH ORDINALITY AS s(key, value, n) ON true
 GROUP BY m ORDER BY m;
-SELECT count(*), min(key), max(key) FROM kv_scan(:'g', 'p');
-SELECT count(*), min(key), max(key) FROM kv_range(:'g', 'p', 'q', 257);
-SELECT count(*), min(key), max(key) FROM kv_range(:'g', 'p', 'p512');
-SELECT count(*), min(key), max(key) FROM kv_range(:'g', 'p000', NULL);
-SELECT count(*), min(key), max(key) FROM kv_scan(:'g', 'p', NULL) WHERE key < 'p256';
+SELECT count(*), min(key), max(key) FROM kv_scan(:'o', 'p');
+SELECT count(*), min(key), max(key) FROM kv_range(:'o', 'p', 'q', 257);
+SELECT count(*), min(key), max(key) FROM kv_range(:'o', 'p', 'p512');
+SELECT count(*), min(key), max(key) FROM kv_range(:'o', 'p000', NULL);
+SELECT count(*), min(key), max(key) FROM kv_scan(:'o', 'p', NULL) WHERE key < 'p256';
 
 -- ===================================================================
 -- kv_sync and kv_topics

@@ -49,6 +49,36 @@ is($node->safe_psql('postgres', "SELECT kv_put_many('$strict', ARRAY['a', 'c'], 
 	"t\na,c", 'the next batch commits');
 
 # ===================================================================
+# a write the broker refuses for another reason than its size: HV000
+# with Kafka's reason
+# ===================================================================
+# The broker refuses records stamped earlier than its clock: all but
+# those it receives within the millisecond they were made
+my $stamped = kv_topic('stamped');
+kv_kafka('topics', $dir, '--create', '--topic', $stamped, '--partitions', '1',
+	'--config', 'cleanup.policy=compact', '--config', 'message.timestamp.before.max.ms=0');
+my (@refusals, @others);
+for my $try (1 .. 5)
+{
+	for my $sql ("SELECT kv_put('$stamped', 'k$try', 'v')",
+		"SELECT kv_put_many('$stamped', ARRAY['m$try'], ARRAY['v'])")
+	{
+		my $err = kv_fails($node, $sql);
+		next if $err =~ /^no error/;
+		if ($err =~ /ERROR:  HV000: could not write to topic "$stamped"\nDETAIL:  Kafka did not store the write: Broker: Invalid timestamp\./)
+		{
+			push @refusals, $sql;
+		}
+		else
+		{
+			push @others, $err;
+		}
+	}
+}
+cmp_ok(scalar @refusals, '>', 0, scalar(@refusals) . ' of 10 writes were refused by the broker');
+is(join('', @others), '', 'each with HV000 and the broker\'s reason, and no other error');
+
+# ===================================================================
 # transactions of another producer: aborted records are never applied,
 # and one left open holds this server at the last stable offset
 # ===================================================================

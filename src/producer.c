@@ -167,13 +167,20 @@ transactional_id(char *buf, size_t size)
 		);
 }
 
-/* Start the transactional producer in short tries, so cancel is served */
+/*
+ * Start the transactional producer in short tries, so cancel is served,
+ * for at most KV_INIT_TIMEOUT_MS or kvstore.write_timeout if shorter
+ */
 static void
 init_transactions(rd_kafka_t *rk)
 {
-	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-													   KV_INIT_TIMEOUT_MS);
+	int			timeout = KV_INIT_TIMEOUT_MS;
+	TimestampTz deadline;
 	rd_kafka_error_t *error;
+
+	if (kvstore_write_timeout > 0 && kvstore_write_timeout < timeout)
+		timeout = kvstore_write_timeout;
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout);
 
 	while ((error = rd_kafka_init_transactions(rk, KV_POLL_MS)) != NULL)
 	{

@@ -25,6 +25,9 @@
 # Kafka; regress, pgtap and isolation on PostgreSQL 16, 17 and 18; regress,
 # pgtap, isolation and tap on PostgreSQL 15 with Kafka 3.9.1.
 #
+# KV_TAP_TESTS, globs of test names (default *), picks TAP tests:
+# KV_TAP_TESTS='03[1-6]*' runs the fault scenarios of the load checker.
+#
 # Everything is stopped and removed at the end, also on failure or ^C.
 # The layers run in the background while the script waits, so that a
 # signal stops the run at once.
@@ -37,7 +40,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 all_layers=unit,regress,pgtap,isolation,tap,clients
 
 usage() {
-	sed -n '3,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '3,35p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -173,7 +176,10 @@ layer_pgtap() {
 }
 
 layer_tap() {
-	local rc=0 log
+	local rc=0 log pattern tests=()
+	for pattern in ${KV_TAP_TESTS:-*}; do
+		tests+=("$work"/src/test/t/$pattern.pl)
+	done
 	mkdir -p "$work/tap"
 	chown "$KV_USER" "$work/tap"
 	(cd "$work/tap" && kv_as_user env \
@@ -185,7 +191,7 @@ layer_tap() {
 		KVSTORE_KAFKA_SH="$work/src/test/kafka/kafka.sh" \
 		KAFKA_LIBS="$KV_USER_KAFKA_LIBS" \
 		prove -I "$KV_PERL" -I "$work/src/test/perl" \
-		"$work"/src/test/t/*.pl) > "$work/tap.out" 2>&1 &
+		"${tests[@]}") > "$work/tap.out" 2>&1 &
 	wait $! || rc=$?
 	tap_layer TAP "$work/tap.out" $rc
 	if [ $rc -ne 0 ]; then

@@ -83,7 +83,8 @@ kv_timed() {
 kv_install_packages() {
 	local wanted="postgresql-15 postgresql-server-dev-15 librdkafka-dev pkg-config
 		postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
-		kcat openjdk-17-jre-headless openjdk-17-jdk-headless maven make gcc valgrind python3-pip"
+		kcat openjdk-17-jre-headless openjdk-17-jdk-headless maven make gcc valgrind python3-pip
+		libdbd-pg-perl"
 	local missing=() p
 	for p in $wanted; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

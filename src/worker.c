@@ -481,6 +481,7 @@ kvstore_worker_main(Datum main_arg)
 {
 	char		name[KV_MAX_TOPIC_NAME + 1];
 	bool		claimed;
+	pid_t		owner;
 	int			pipefd[2];
 	WaitEventSet *waitset;
 	rd_kafka_topic_partition_list_t *parts;
@@ -506,13 +507,29 @@ kvstore_worker_main(Datum main_arg)
 				(errmsg("kvstore worker of topic \"%s\" found no free slot", name)));
 		proc_exit(0);
 	}
-	before_shmem_exit(worker_exit, 0);
 
+	/*
+	 * One worker per topic.  After a crash restart the postmaster restarts
+	 * the workers it knew, while a backend may already have attached the
+	 * topic again and started one: the second to get here leaves for good.
+	 */
 	SpinLockAcquire(&my_topic->mutex);
-	my_topic->worker_pid = MyProcPid;
-	if (my_topic->state != KV_TOPIC_BOOTSTRAP)
-		my_topic->state = KV_TOPIC_STARTING;
+	owner = my_topic->worker_pid;
+	if (owner == 0)
+	{
+		my_topic->worker_pid = MyProcPid;
+		if (my_topic->state != KV_TOPIC_BOOTSTRAP)
+			my_topic->state = KV_TOPIC_STARTING;
+	}
 	SpinLockRelease(&my_topic->mutex);
+	if (owner != 0)
+	{
+		ereport(LOG,
+				(errmsg("kvstore worker of topic \"%s\" exits: process %d materializes it",
+						name, (int) owner)));
+		proc_exit(0);
+	}
+	before_shmem_exit(worker_exit, 0);
 
 	my_consumer = consumer_create();
 

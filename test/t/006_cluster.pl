@@ -33,6 +33,14 @@ is( $node->safe_psql(
 is(scalar @{ kv_partition($brokers, $pair)->{replicas} }, 2,
 	'with kvstore.replication_factor = 2 it has two replicas');
 
+# kv_create_topic on a cluster: the brokers learn of a new topic one by one
+my $created = kv_topic('created');
+my ($ret, $out, $err) = $node->psql('postgres',
+	"SET kvstore.replication_factor = 2; SELECT kv_create_topic('$created')");
+is($out, 't', 'kv_create_topic creates a topic and attaches it') or diag($err);
+is(scalar @{ (kv_in_sync($brokers, $created) // { replicas => [] })->{replicas} }, 2,
+	'with two replicas');
+
 # A topic whose writes need all three replicas in sync
 my $strict = kv_topic('strict');
 kv_kafka('topics', $dir, '--create', '--topic', $strict, '--partitions', '1',

@@ -43,6 +43,7 @@ port=$(kv_timed "postgres start" kv_pg_start "$demo/pg" "$brokers")
 psql_line="psql -h 127.0.0.1 -p $port -U postgres"
 kv_as_user psql -X -h "$demo/pg" -p "$port" -U postgres -e postgres <<'SQL'
 CREATE EXTENSION kvstore;
+SELECT kv_create_topic('demo');
 SELECT kv_put('demo', 'user:1', 'alice');
 SELECT kv_put('demo', 'user:2', 'bob');
 SELECT kv_put_many('demo', ARRAY['user:10', 'cart:1'], ARRAY['carol', '3 apples']);
@@ -50,6 +51,11 @@ SELECT kv_get('demo', 'user:1');
 SELECT * FROM kv_scan('demo', 'user:');
 SELECT kv_delete('demo', 'user:2');
 SELECT kv_exists('demo', 'user:2');
+CREATE SERVER kafka FOREIGN DATA WRAPPER kvstore;
+CREATE FOREIGN TABLE demo (key text COLLATE "C", value text) SERVER kafka;
+INSERT INTO demo VALUES ('user:3', 'dave');
+SELECT * FROM demo WHERE key LIKE 'user:%' ORDER BY key;
+EXPLAIN (COSTS OFF) SELECT * FROM demo WHERE key = 'user:3';
 SELECT topic, state, applied_offset, keys, bytes FROM kv_topics;
 SQL
 

@@ -159,6 +159,7 @@ fi
 	echo "- kvstore: the SQL functions through pgbench (prepared statements) or psql."
 	echo "- librdkafka: bench/roundtrip.c, one record produced (idempotent, acks=all) and consumed (read_committed)."
 	echo "- librdkafka_txn: bench/txn.c, one transaction of N records committed and its last record consumed (read_committed)."
+	echo "- librdkafka_txn_flush: the same, but rd_kafka_commit_transaction() waits for the delivery reports itself (rd_kafka_flush) instead of the client serving them with rd_kafka_poll() first."
 	echo "- librdkafka_plain: bench/txn.c -p, the same N records without a transaction."
 	echo "- go_plain, go, go_txn: bench/gokv, a franz-go and go-memdb client of the design kvstore replaces (batches produced, then one wait on the highest offset; not atomic); go_txn is franz-go's own transaction of 100."
 	echo "- select1, primary_key: \`SELECT 1\` and a primary-key look-up in an ordinary table of 100,000 rows."

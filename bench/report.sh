@@ -294,6 +294,15 @@ scenario_fdw() {
 	row fdw_copy_1m table "$r" "$(timed "COPY c_copy FROM '$work/copy.tsv';")" ms
 }
 
+# ---- warm-up: a broker just started runs its first requests before its
+# JIT compiler has caught up; every path is exercised for a while first
+kv_log "warming up"
+# (the first transaction also waits for the transaction coordinator to load)
+kv_as_user "$work/bin/txn" "$brokers" raw-txn 100 500 >/dev/null
+kv_as_user "$work/bin/roundtrip" "$brokers" raw-rt 2000 >/dev/null
+pgb -M prepared -f "$work/batch100.sql" -T 10 -c 1 >/dev/null
+pgb -M prepared -f "$work/put.sql" -T 10 -c 4 >/dev/null
+
 # ---- data for reads and restores
 kv_log "loading 100,000 keys for reads"
 sql "SELECT kv_put_many('reads', array(SELECT 'key-' || lpad(g::text, 8, '0') FROM generate_series(s, s + 9999) g), array(SELECT 'value-' || lpad(g::text, 8, '0') FROM generate_series(s, s + 9999) g)) FROM generate_series(1, 100000, 10000) s" >/dev/null
@@ -320,14 +329,6 @@ warm_topics() {
 		sql "SELECT kv_get('$t', 'warm')" >/dev/null 2>&1 || true	# not yet created
 	done
 }
-
-# ---- warm-up: a broker just started runs its first requests before its
-# JIT compiler has caught up; every path is exercised for a while first
-kv_log "warming up"
-kv_as_user "$work/bin/txn" "$brokers" raw-txn 100 500 >/dev/null
-kv_as_user "$work/bin/roundtrip" "$brokers" raw-rt 2000 >/dev/null
-pgb -M prepared -f "$work/batch100.sql" -T 10 -c 1 >/dev/null
-pgb -M prepared -f "$work/put.sql" -T 10 -c 4 >/dev/null
 
 # ---- runs: every scenario once per repetition, kvstore then its baselines
 for r in $(seq 1 "$reps"); do

@@ -61,7 +61,7 @@ while IFS='|' read -r name text s y bs by kind req; do
 	awk -v n="$name" -v t="$text" -v r="$reached" -v q="$req" -v k="$kind" 'BEGIN {
 		score = (k ~ /_ge$/) ? r / q : (r > 0 ? q / r : 0)
 		verdict = score >= 1 ? sprintf("met (by %.0f%%)", (score - 1) * 100) : sprintf("missed (by %.0f%%)", (1 - score) * 100)
-		shown = (k ~ /^ratio/) ? sprintf("%.2f×", r) : r
+		shown = (k ~ /^ratio/) ? sprintf("%.2f×", r) : sprintf("%.2f", r)
 		printf "%s|%s|%s|%s|%.3f|%s\n", n, t, shown, q, score, verdict
 	}' >> "$dir/targets.txt"
 done <<< "$targets"

@@ -176,8 +176,11 @@ layer_pgtap() {
 }
 
 layer_tap() {
-	local rc=0 log pattern tests=()
-	for pattern in ${KV_TAP_TESTS:-*}; do
+	local rc=0 log pattern patterns tests=()
+	# Split the patterns without expanding them here (the working
+	# directory is /); each expands among the TAP tests
+	read -ra patterns <<< "${KV_TAP_TESTS:-*}"
+	for pattern in "${patterns[@]}"; do
 		tests+=("$work"/src/test/t/$pattern.pl)
 	done
 	mkdir -p "$work/tap"

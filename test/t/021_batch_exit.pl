@@ -91,6 +91,9 @@ $tries++ until transaction_open() || $tries > 200;
 ok($tries <= 200, 'a transaction of the batches is open at shutdown');
 $node->stop('fast');
 $node->start;
+# The restarted server first replays the topic (well over a million records)
+is($node->safe_psql('postgres', "SET kvstore.write_timeout = 0; SELECT kv_get('$topic', 'warm')"),
+	'up', 'after the restart the topic is loaded again');
 my ($ret, $stdout, $stderr) = $node->psql('postgres',
 	"SET kvstore.write_timeout = '8s'; SELECT kv_put('$topic', 'after-restart', 'v'); SELECT kv_get('$topic', 'after-restart')");
 is($ret, 0, 'after a fast shutdown in the middle of a batch, a write succeeds') or diag($stderr);

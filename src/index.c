@@ -16,7 +16,8 @@
  * Entries refer to each other by KvRef, 4 bytes: the number of a chunk and
  * the entry's offset in it.  A chunk is one allocation from the area, found
  * by number in the index's chunk directory.  Entries up to 8 kB share
- * chunks of 16 kB (while the index holds less than 1 MB) or 64 kB, cut in
+ * chunks of 16 kB (while the index holds less than 1 MB, or where the area
+ * has no room for more) or 64 kB, cut in
  * slots of one size class each: multiples of 8 bytes up to 256, then eight
  * classes per doubling.  Each class keeps a list of its chunks that have a
  * free slot; a chunk whose last slot is freed goes back to the area.  A
@@ -31,7 +32,12 @@
  *
  * Point look-ups go through a chained hash table: a power-of-two array of
  * KvRefs, allocated with the first key, doubled when there are more keys
- * than buckets and freed with the last key.  The hash is SipHash-1-3 keyed
+ * than buckets and freed with the last key.  Doubling does not stop the
+ * worker for long: the old table stays beside the new one and every
+ * record applied moves KV_MOVE_STEP of its chains over, in bucket order, so
+ * it is empty long before the next doubling.  A key is in the old table
+ * while its bucket there is not moved yet, else in the new one; look-ups,
+ * inserts and deletes all follow that rule.  The hash is SipHash-1-3 keyed
  * with 128 random bits drawn by KvIndexInit, so that no one who does not
  * know the key can choose keys that share a bucket.  Its high 32 bits give
  * an entry's level in the skip list (p = 1/4, at most KV_SKIPLIST_MAXLEVEL
@@ -43,15 +49,21 @@
  * A new value is written over the old one when it fits in the slot and
  * leaves at most half of the slot unused; otherwise the key moves to a new
  * slot, linked where the old one was at each of its levels, and the old one
- * is freed.  A shrinking value that finds no memory for a smaller slot
- * stays in place, so only a new key or a growing value can run out of
- * memory.
+ * is freed.  A shrinking value moves only when that takes no more from the
+ * area than it gives back (a free slot, or a new chunk no larger than the
+ * chunk the move empties), and stays in place when it finds no memory, so
+ * only a new key or a growing value can run out of memory, and a shrinking
+ * value never takes room a writer counted on (KvIndexPlanRecord).
  *
- * The area is bounded by kvstore.shared_memory and shared by every topic.
- * KvIndexApply allocates all it needs before it links anything in, so that
- * running out of memory leaves the index exactly as it was; only a failed
- * doubling of the hash table is not an error: the old table is kept, with
- * longer chains.
+ * The area is shared by every topic.  An index may have a limit of its own,
+ * index->limit, and a limit on what all indexes hold together,
+ * index->held_limit, checked against a counter they share, *index->held;
+ * no allocation takes them past either.  KvIndexApply allocates all it needs before it
+ * links anything in, so that running out of memory, or reaching the limit,
+ * leaves the index exactly as it was; only a failed doubling of the hash
+ * table is not an error: the old table is kept, with longer chains.
+ * A writer can count beforehand what its records will take
+ * (KvIndexPlanRecord).
  *
  * Locking protocol: index.c takes no locks and uses no atomics; the caller
  * holds the topic's LWLock (KvTopic->lock, see shmem.c):
@@ -101,6 +113,9 @@
 /* Buckets of the first hash table, and the most it may grow to */
 #define KV_INITIAL_BUCKETS	1024
 #define KV_MAX_BUCKETS		((uint32) 1 << 30)
+
+/* Old buckets moved to the new table per record applied, while doubling */
+#define KV_MOVE_STEP		8
 
 /* Slots of the first chunk directory */
 #define KV_INITIAL_CHUNKS	32
@@ -157,6 +172,8 @@ static inline int hash_level(uint64 hash);
 static inline Size class_size(int sclass);
 static inline int size_class(Size size);
 static inline int alloc_flags(Size size);
+static inline bool within_limit(const KvIndex *index, Size size);
+static inline void account(KvIndex *index, int64 size);
 static inline dsa_pointer *directory(dsa_area *area, KvIndex *index);
 static inline KvChunk *chunk_at(dsa_area *area, KvIndex *index, uint32 id);
 static inline dsa_pointer ref_pointer(dsa_area *area, KvIndex *index,
@@ -169,6 +186,9 @@ static inline int key_compare(const char *a, uint32 alen,
 							  const char *b, uint32 blen);
 static bool grow_directory(dsa_area *area, KvIndex *index);
 static void free_directory(dsa_area *area, KvIndex *index);
+static int32 plan_spare(dsa_area *area, KvIndex *index, KvIndexPlan *plan,
+						int sclass);
+static void plan_chunk(KvIndex *index, KvIndexPlan *plan, Size size);
 static KvChunk *chunk_new(dsa_area *area, KvIndex *index, Size size,
 						  int sclass);
 static void chunk_free(dsa_area *area, KvIndex *index, KvChunk *chunk);
@@ -179,15 +199,20 @@ static KvEntry *slot_alloc(dsa_area *area, KvIndex *index, Size size,
 						   KvRef *ref);
 static void slot_free(dsa_area *area, KvIndex *index, KvRef ref);
 static Size slot_capacity(dsa_area *area, KvIndex *index, KvRef ref);
+static Size slot_cost(KvIndex *index, Size size);
+static Size slot_refund(dsa_area *area, KvIndex *index, KvRef ref);
 static KvEntry *hash_find(dsa_area *area, KvIndex *index, const char *key,
 						  uint32 keylen, uint64 hash, KvRef **slot);
 static KvRef skiplist_descend(dsa_area *area, KvIndex *index,
 							  const char *key, uint32 keylen,
 							  bool inclusive, KvRef **preds);
+static inline KvRef *bucket_of(dsa_area *area, KvIndex *index, uint64 hash);
 static bool grow_buckets(dsa_area *area, KvIndex *index);
+static void move_buckets(dsa_area *area, KvIndex *index, uint32 count);
 static void free_buckets(dsa_area *area, KvIndex *index);
 static KvEntry *entry_alloc(dsa_area *area, KvIndex *index, int level,
 							const KvRecord *rec, int64 offset, KvRef *ref);
+static inline bool stays_in_place(Size capacity, Size used);
 static void write_in_place(KvEntry *e, const KvRecord *rec, int64 offset);
 static bool insert_key(dsa_area *area, KvIndex *index, const KvRecord *rec,
 					   uint64 hash, int64 offset);
@@ -309,6 +334,25 @@ alloc_flags(Size size)
 	return DSA_ALLOC_NO_OOM | (AllocSizeIsValid(size) ? 0 : DSA_ALLOC_HUGE);
 }
 
+/* Whether the index may take size more bytes from the area */
+static inline bool
+within_limit(const KvIndex *index, Size size)
+{
+	if (index->limit != 0 && index->bytes + size > index->limit)
+		return false;
+	return index->held == NULL || index->held_limit == 0 ||
+		pg_atomic_read_u64(index->held) + size <= index->held_limit;
+}
+
+/* Count bytes taken from the area (size > 0) or given back (size < 0) */
+static inline void
+account(KvIndex *index, int64 size)
+{
+	index->bytes += size;
+	if (index->held != NULL)
+		pg_atomic_fetch_add_u64(index->held, size);
+}
+
 /* The chunk directory */
 static inline dsa_pointer *
 directory(dsa_area *area, KvIndex *index)
@@ -372,7 +416,7 @@ grow_directory(dsa_area *area, KvIndex *index)
 	Size		size = sizeof(dsa_pointer) * (Size) n;
 	dsa_pointer newp;
 
-	if (n > KV_MAX_CHUNKS)
+	if (n > KV_MAX_CHUNKS || !within_limit(index, size))
 		return false;
 	newp = dsa_allocate_extended(area, size, alloc_flags(size));
 	if (!DsaPointerIsValid(newp))
@@ -385,11 +429,11 @@ grow_directory(dsa_area *area, KvIndex *index)
 		memcpy(dsa_get_address(area, newp), directory(area, index),
 			   sizeof(dsa_pointer) * (Size) index->chunks_used);
 		dsa_free(area, index->chunks);
-		index->bytes -= sizeof(dsa_pointer) * (Size) index->nchunks;
+		account(index, -(int64) (sizeof(dsa_pointer) * (Size) index->nchunks));
 	}
 	index->chunks = newp;
 	index->nchunks = n;
-	index->bytes += size;
+	account(index, size);
 	return true;
 }
 
@@ -399,7 +443,7 @@ free_directory(dsa_area *area, KvIndex *index)
 {
 	Assert(index->chunks_live == 0);
 	dsa_free(area, index->chunks);
-	index->bytes -= sizeof(dsa_pointer) * (Size) index->nchunks;
+	account(index, -(int64) (sizeof(dsa_pointer) * (Size) index->nchunks));
 	index->chunks = InvalidDsaPointer;
 	index->nchunks = 0;
 	index->chunks_used = 0;
@@ -417,6 +461,8 @@ chunk_new(dsa_area *area, KvIndex *index, Size size, int sclass)
 	uint32		id;
 	KvChunk    *chunk;
 
+	if (!within_limit(index, size))
+		return NULL;
 	p = dsa_allocate_extended(area, size, alloc_flags(size));
 	if (!DsaPointerIsValid(p))
 		return NULL;
@@ -438,7 +484,7 @@ chunk_new(dsa_area *area, KvIndex *index, Size size, int sclass)
 	}
 	directory(area, index)[id] = p;
 	index->chunks_live++;
-	index->bytes += size;
+	account(index, size);
 
 	chunk = (KvChunk *) dsa_get_address(area, p);
 	chunk->index = index;
@@ -460,7 +506,7 @@ chunk_free(dsa_area *area, KvIndex *index, KvChunk *chunk)
 	dsa_pointer *dir = directory(area, index);
 	uint32		id = chunk->id;
 
-	index->bytes -= chunk->size;
+	account(index, -(int64) chunk->size);
 	dsa_free(area, dir[id]);
 	dir[id] = KV_FREE_NUMBER(index->free_chunk);
 	index->free_chunk = id;
@@ -535,9 +581,12 @@ slot_alloc(dsa_area *area, KvIndex *index, Size size, KvRef *ref)
 			chunk = chunk_at(area, index, index->partial[sclass]);
 		else
 		{
-			chunk = chunk_new(area, index,
-							  index->bytes < KV_SMALL_INDEX ?
-							  KV_CHUNK_SMALL : KV_CHUNK_LARGE, sclass);
+			chunk = NULL;
+			if (index->bytes >= KV_SMALL_INDEX)
+				chunk = chunk_new(area, index, KV_CHUNK_LARGE, sclass);
+			/* A small chunk fits where a large one finds no room */
+			if (chunk == NULL)
+				chunk = chunk_new(area, index, KV_CHUNK_SMALL, sclass);
 			if (chunk == NULL)
 				return NULL;
 			partial_push(area, index, chunk);
@@ -590,6 +639,35 @@ slot_free(dsa_area *area, KvIndex *index, KvRef ref)
 		partial_push(area, index, chunk);
 }
 
+/*
+ * Bytes a new slot of size would take from the area: 0 when a chunk of the
+ * index has one free, else a new chunk and any growth of the directory
+ */
+static Size
+slot_cost(KvIndex *index, Size size)
+{
+	Size		cost;
+
+	if (size > KV_SLOT_MAX)
+		cost = TYPEALIGN(KV_AREA_PAGE, KV_CHUNK_HEADER + size);
+	else if (index->partial[size_class(size)] != 0)
+		return 0;
+	else
+		cost = index->bytes < KV_SMALL_INDEX ? KV_CHUNK_SMALL : KV_CHUNK_LARGE;
+	if (index->free_chunk == 0 && index->chunks_used == index->nchunks)
+		cost += sizeof(dsa_pointer) * (Size) Max(index->nchunks * 2, KV_INITIAL_CHUNKS);
+	return cost;
+}
+
+/* Bytes freeing a slot gives back to the area: its chunk, if it empties */
+static Size
+slot_refund(dsa_area *area, KvIndex *index, KvRef ref)
+{
+	KvChunk    *chunk = chunk_at(area, index, KV_REF_CHUNK(ref));
+
+	return chunk->sclass < 0 || chunk->nused == 1 ? chunk->size : 0;
+}
+
 /* Bytes of the slot an entry occupies */
 static Size
 slot_capacity(dsa_area *area, KvIndex *index, KvRef ref)
@@ -615,8 +693,7 @@ hash_find(dsa_area *area, KvIndex *index, const char *key, uint32 keylen,
 	if (index->nbuckets == 0)
 		return NULL;
 	dir = directory(area, index);
-	link = (KvRef *) dsa_get_address(area, index->buckets);
-	link += (uint32) hash & (index->nbuckets - 1);
+	link = bucket_of(area, index, hash);
 	while (*link != 0)
 	{
 		KvEntry    *e = entry_in(area, dir, *link);
@@ -676,8 +753,27 @@ skiplist_descend(dsa_area *area, KvIndex *index, const char *key,
 }
 
 /*
- * Double the hash table, or make the first one.  On failure the old table
- * stays and false is returned.
+ * The head of the chain a hash belongs to: in the old table while its
+ * bucket there is not moved yet, else in the new one.  The index has a
+ * table.
+ */
+static inline KvRef *
+bucket_of(dsa_area *area, KvIndex *index, uint64 hash)
+{
+	if (index->old_nbuckets != 0)
+	{
+		uint32		b = (uint32) hash & (index->old_nbuckets - 1);
+
+		if (b >= index->moved)
+			return (KvRef *) dsa_get_address(area, index->old_buckets) + b;
+	}
+	return (KvRef *) dsa_get_address(area, index->buckets) +
+		((uint32) hash & (index->nbuckets - 1));
+}
+
+/*
+ * Start doubling the hash table, or make the first one.  On failure the
+ * table stays as it is and false is returned.
  */
 static bool
 grow_buckets(dsa_area *area, KvIndex *index)
@@ -685,8 +781,6 @@ grow_buckets(dsa_area *area, KvIndex *index)
 	uint32		nbuckets;
 	Size		size;
 	dsa_pointer newp;
-	KvRef	   *buckets;
-	dsa_pointer *dir;
 
 	if (index->nbuckets == 0)
 		nbuckets = KV_INITIAL_BUCKETS;
@@ -696,39 +790,86 @@ grow_buckets(dsa_area *area, KvIndex *index)
 		return false;
 
 	size = sizeof(KvRef) * (Size) nbuckets;
+	if (!within_limit(index, size))
+		return false;
 	newp = dsa_allocate_extended(area, size, alloc_flags(size) | DSA_ALLOC_ZERO);
 	if (!DsaPointerIsValid(newp))
 		return false;
-	buckets = (KvRef *) dsa_get_address(area, newp);
 
-	/* Every entry is on the bottom level of the skip list */
-	dir = index->nchunks > 0 ? directory(area, index) : NULL;
-	for (KvRef p = index->head[0]; p != 0;)
+	/* A doubling before the last was done: finish that one first */
+	move_buckets(area, index, PG_UINT32_MAX);
+
+	if (index->nbuckets != 0)
 	{
-		KvEntry    *e = entry_in(area, dir, p);
-		uint32		b = (uint32) key_hash(index, entry_key(e), e->keylen) &
-			(nbuckets - 1);
-
-		e->hash_next = buckets[b];
-		buckets[b] = p;
-		p = e->next[0];
+		index->old_buckets = index->buckets;
+		index->old_nbuckets = index->nbuckets;
+		index->moved = 0;
 	}
-
-	free_buckets(area, index);
 	index->buckets = newp;
 	index->nbuckets = nbuckets;
-	index->bytes += size;
+	account(index, size);
 	return true;
 }
 
-/* Free the hash table, if any */
+/*
+ * Move up to count chains of the old table, while the table doubles, into
+ * the new one; free the old table once it is empty.
+ */
+static void
+move_buckets(dsa_area *area, KvIndex *index, uint32 count)
+{
+	KvRef	   *old;
+	KvRef	   *buckets;
+	dsa_pointer *dir;
+
+	if (index->old_nbuckets == 0)
+		return;
+	old = (KvRef *) dsa_get_address(area, index->old_buckets);
+	buckets = (KvRef *) dsa_get_address(area, index->buckets);
+	dir = index->nchunks > 0 ? directory(area, index) : NULL;
+	for (; count > 0 && index->moved < index->old_nbuckets; count--)
+	{
+		KvRef		p = old[index->moved];
+
+		while (p != 0)
+		{
+			KvEntry    *e = entry_in(area, dir, p);
+			KvRef		next = e->hash_next;
+			uint32		b = (uint32) key_hash(index, entry_key(e), e->keylen) &
+				(index->nbuckets - 1);
+
+			e->hash_next = buckets[b];
+			buckets[b] = p;
+			p = next;
+		}
+		old[index->moved++] = 0;
+	}
+	if (index->moved == index->old_nbuckets)
+	{
+		dsa_free(area, index->old_buckets);
+		account(index, -(int64) (sizeof(KvRef) * (Size) index->old_nbuckets));
+		index->old_buckets = InvalidDsaPointer;
+		index->old_nbuckets = 0;
+		index->moved = 0;
+	}
+}
+
+/* Free the hash table, both tables while it doubles */
 static void
 free_buckets(dsa_area *area, KvIndex *index)
 {
+	if (index->old_nbuckets != 0)
+	{
+		dsa_free(area, index->old_buckets);
+		account(index, -(int64) (sizeof(KvRef) * (Size) index->old_nbuckets));
+		index->old_buckets = InvalidDsaPointer;
+		index->old_nbuckets = 0;
+		index->moved = 0;
+	}
 	if (index->nbuckets == 0)
 		return;
 	dsa_free(area, index->buckets);
-	index->bytes -= sizeof(KvRef) * (Size) index->nbuckets;
+	account(index, -(int64) (sizeof(KvRef) * (Size) index->nbuckets));
 	index->buckets = InvalidDsaPointer;
 	index->nbuckets = 0;
 }
@@ -757,6 +898,13 @@ entry_alloc(dsa_area *area, KvIndex *index, int level, const KvRecord *rec,
 	return e;
 }
 
+/* A new value stays in its slot when it fits and leaves at most half unused */
+static inline bool
+stays_in_place(Size capacity, Size used)
+{
+	return used <= capacity && capacity - used <= capacity / 2;
+}
+
 /* Overwrite an entry's value; caller checked that it fits */
 static void
 write_in_place(KvEntry *e, const KvRecord *rec, int64 offset)
@@ -777,8 +925,7 @@ insert_key(dsa_area *area, KvIndex *index, const KvRecord *rec, uint64 hash,
 	bool		first = index->nbuckets == 0;
 	KvRef		newref;
 	KvEntry    *e;
-	KvRef	   *buckets;
-	uint32		b;
+	KvRef	   *bucket;
 
 	/* The first key needs a table; a failure after it frees it again */
 	if (first && !grow_buckets(area, index))
@@ -805,10 +952,9 @@ insert_key(dsa_area *area, KvIndex *index, const KvRecord *rec, uint64 hash,
 	if (level > index->level)
 		index->level = level;
 
-	buckets = (KvRef *) dsa_get_address(area, index->buckets);
-	b = (uint32) hash & (index->nbuckets - 1);
-	e->hash_next = buckets[b];
-	buckets[b] = newref;
+	bucket = bucket_of(area, index, hash);
+	e->hash_next = *bucket;
+	*bucket = newref;
 
 	index->nkeys++;
 	return true;
@@ -829,8 +975,10 @@ replace_value(dsa_area *area, KvIndex *index, KvEntry *old, KvRef *slot,
 	KvRef		newref;
 	KvEntry    *e;
 
-	/* In place when it fits and leaves at most half of the slot unused */
-	if (used <= capacity && capacity - used <= capacity / 2)
+	/* A shrinking value moves only if that takes no more than it gives back */
+	if (stays_in_place(capacity, used) ||
+		(used <= capacity &&
+		 slot_cost(index, used) > slot_refund(area, index, oldref)))
 	{
 		write_in_place(old, rec, offset);
 		return true;
@@ -925,6 +1073,9 @@ KvIndexInit(KvIndex *index)
 		elog(ERROR, "could not generate a random hash key");
 	index->buckets = InvalidDsaPointer;
 	index->nbuckets = 0;
+	index->old_buckets = InvalidDsaPointer;
+	index->old_nbuckets = 0;
+	index->moved = 0;
 	index->chunks = InvalidDsaPointer;
 	index->nchunks = 0;
 	index->chunks_used = 0;
@@ -937,6 +1088,9 @@ KvIndexInit(KvIndex *index)
 		index->partial[i] = 0;
 	index->nkeys = 0;
 	index->bytes = 0;
+	index->limit = 0;
+	index->held = NULL;
+	index->held_limit = 0;
 }
 
 /*
@@ -957,31 +1111,45 @@ KvIndexApply(dsa_area *area, KvIndex *index, const KvRecord *rec, int64 offset)
 	KvRef	   *slot;
 	KvEntry    *e;
 	uint64		hash;
+	bool		applied;
 
 	if (rec->tombstone)
 	{
 		delete_key(area, index, rec);
-		return true;
+		applied = true;
+	}
+	else
+	{
+		hash = key_hash(index, rec->key, rec->keylen);
+		e = hash_find(area, index, rec->key, rec->keylen, hash, &slot);
+		if (e != NULL)
+			applied = replace_value(area, index, e, slot, rec, offset);
+		else
+			applied = insert_key(area, index, rec, hash, offset);
 	}
 
-	hash = key_hash(index, rec->key, rec->keylen);
-	e = hash_find(area, index, rec->key, rec->keylen, hash, &slot);
-	if (e != NULL)
-		return replace_value(area, index, e, slot, rec, offset);
-	return insert_key(area, index, rec, hash, offset);
+	/* A doubling table moves on with every record applied */
+	if (applied)
+		move_buckets(area, index, KV_MOVE_STEP);
+	return applied;
 }
 
 /*
  * KvIndexClear
  *		Free every chunk, the directory and the hash table; the index is
- *		empty again, with a new hash key.
+ *		empty again, with a new hash key and the same limits.
  *
- * Used before a topic's log is replayed from the start, and when its index
- * no longer fits.  Caller must hold the topic lock exclusively.
+ * Used before a topic's log is replayed from the start.  Caller must hold
+ * the topic lock exclusively.
  */
 void
 KvIndexClear(dsa_area *area, KvIndex *index)
 {
+	uint64		limit = index->limit;
+	pg_atomic_uint64 *held = index->held;
+	uint64		held_limit = index->held_limit;
+
+	account(index, -(int64) index->bytes);
 	if (index->nchunks > 0)
 	{
 		dsa_pointer *dir = directory(area, index);
@@ -995,7 +1163,12 @@ KvIndexClear(dsa_area *area, KvIndex *index)
 	}
 	if (index->nbuckets > 0)
 		dsa_free(area, index->buckets);
+	if (index->old_nbuckets > 0)
+		dsa_free(area, index->old_buckets);
 	KvIndexInit(index);
+	index->limit = limit;
+	index->held = held;
+	index->held_limit = held_limit;
 }
 
 /*
@@ -1115,4 +1288,173 @@ KvIndexSeekBefore(dsa_area *area, KvIndex *index, const char *key,
 		}
 	}
 	return last == 0 ? InvalidDsaPointer : ref_pointer(area, index, last);
+}
+
+/*
+ * KvIndexPlanInit
+ *		Start counting what the records of one write take.
+ */
+void
+KvIndexPlanInit(KvIndexPlan *plan)
+{
+	for (int i = 0; i < KV_INDEX_CLASSES; i++)
+		plan->spare[i] = -1;
+	plan->numbers = -1;
+	plan->directory = 0;
+	plan->keys = 0;
+	plan->buckets = 0;
+	plan->bytes = 0;
+	memset(plan->written, 0, sizeof(plan->written));
+}
+
+/* Free slots of a size class left to the plan: at first, its chunks' */
+static int32
+plan_spare(dsa_area *area, KvIndex *index, KvIndexPlan *plan, int sclass)
+{
+	if (plan->spare[sclass] < 0)
+	{
+		plan->spare[sclass] = 0;
+		for (uint32 id = index->partial[sclass]; id != 0;)
+		{
+			KvChunk    *chunk = chunk_at(area, index, id);
+
+			plan->spare[sclass] += (chunk->size - KV_CHUNK_HEADER) /
+				class_size(sclass) - chunk->nused;
+			id = chunk->next;
+		}
+	}
+	return plan->spare[sclass];
+}
+
+/* Count a new chunk of size bytes, and the directory growing for it */
+static void
+plan_chunk(KvIndex *index, KvIndexPlan *plan, Size size)
+{
+	if (plan->numbers < 0)
+	{
+		/* Numbers never handed out, and those handed back */
+		plan->directory = index->nchunks;
+		plan->numbers = index->nchunks == 0 ? 0 :
+			(int64) index->nchunks - 1 - index->chunks_live;
+	}
+	if (plan->numbers == 0)
+	{
+		uint32		n = plan->directory == 0 ? KV_INITIAL_CHUNKS : plan->directory * 2;
+
+		/* The new directory, while the old one is still held */
+		plan->bytes += sizeof(dsa_pointer) * (Size) n;
+		plan->numbers += n - Max(plan->directory, 1);
+		plan->directory = n;
+	}
+	plan->numbers--;
+	plan->bytes += size;
+}
+
+/*
+ * KvIndexPlanRecord
+ *		Count what applying rec, after the records counted before it,
+ *		takes beyond what the index holds: plan->bytes grows by the chunks
+ *		it needs.
+ *
+ * A tombstone takes nothing, nor does a value that stays in its slot; a
+ * shrinking value that moves takes a free slot; a new entry, or a key the
+ * write wrote before (its slot is no longer known), takes a free slot of
+ * its class if the index or the plan has one left,
+ * else a new chunk of that class, or a chunk of its own when large, and
+ * the directory may have to grow for the chunk; new keys take the first
+ * hash table, or its doubling when they outnumber its buckets (the index
+ * does without the doubling when short, but takes it when it fits).  A
+ * writer compares index->bytes plus plan->bytes with the limits before it
+ * sends anything: with that much room every record applies.  Caller must
+ * hold the topic lock, at least shared.
+ */
+void
+KvIndexPlanRecord(dsa_area *area, KvIndex *index, const KvRecord *rec,
+			KvIndexPlan *plan)
+{
+	uint64		hash;
+	KvEntry    *e;
+	KvRef	   *slot;
+	Size		size;
+	int			sclass;
+	uint64		bit1;
+	uint64		bit2;
+	bool		seen;
+
+	/* Two bits of the filter per key */
+	hash = key_hash(index, rec->key, rec->keylen);
+	bit1 = (uint64) 1 << (hash & 63);
+	bit2 = (uint64) 1 << ((hash >> 10) & 63);
+	seen = (plan->written[(hash >> 6) & 15] & bit1) != 0 &&
+		(plan->written[(hash >> 16) & 15] & bit2) != 0;
+	plan->written[(hash >> 6) & 15] |= bit1;
+	plan->written[(hash >> 16) & 15] |= bit2;
+	if (rec->tombstone)
+		return;
+
+	e = hash_find(area, index, rec->key, rec->keylen, hash, &slot);
+	if (seen)
+		e = NULL;				/* written before by the write: count it new */
+	if (e != NULL)
+	{
+		Size		capacity = slot_capacity(area, index, *slot);
+
+		size = entry_size(e->level, e->keylen, rec->vallen);
+		if (size <= capacity)
+		{
+			/* A shrinking value moves into a free slot, if there is one */
+			if (!stays_in_place(capacity, size) && size <= KV_SLOT_MAX &&
+				plan_spare(area, index, plan, size_class(size)) > 0)
+				plan->spare[size_class(size)]--;
+			return;
+		}
+	}
+	else
+	{
+		size = entry_size(hash_level(hash), rec->keylen, rec->vallen);
+		if (plan->buckets == 0)
+			plan->buckets = index->nbuckets;
+		plan->keys++;
+		if (plan->buckets == 0 ||
+			(index->nkeys + plan->keys > plan->buckets &&
+			 plan->buckets < KV_MAX_BUCKETS))
+		{
+			/* The new table, while the old one is still held */
+			plan->buckets = plan->buckets == 0 ? KV_INITIAL_BUCKETS : plan->buckets * 2;
+			plan->bytes += sizeof(KvRef) * plan->buckets;
+		}
+	}
+
+	if (size > KV_SLOT_MAX)
+	{
+		plan_chunk(index, plan, TYPEALIGN(KV_AREA_PAGE, KV_CHUNK_HEADER + size));
+		return;
+	}
+	sclass = size_class(size);
+	if (plan_spare(area, index, plan, sclass) > 0)
+		plan->spare[sclass]--;
+	else
+	{
+		Size		chunk_size = index->bytes + plan->bytes < KV_SMALL_INDEX ?
+			KV_CHUNK_SMALL : KV_CHUNK_LARGE;
+
+		plan_chunk(index, plan, chunk_size);
+		plan->spare[sclass] = (chunk_size - KV_CHUNK_HEADER) / class_size(sclass) - 1;
+	}
+}
+
+/*
+ * KvIndexSlotSize
+ *		The slot a new entry for a key and value of these lengths takes,
+ *		at level 4 or below (all but one key in 256): what a writer far
+ *		from its limits counts without reading the index.
+ */
+Size
+KvIndexSlotSize(uint32 keylen, uint32 vallen)
+{
+	Size		size = entry_size(4, keylen, vallen);
+
+	if (size > KV_SLOT_MAX)
+		return TYPEALIGN(KV_AREA_PAGE, KV_CHUNK_HEADER + size);
+	return class_size(size_class(size));
 }

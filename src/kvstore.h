@@ -75,6 +75,11 @@ typedef struct KvIndex
 								 * pg_strong_random by KvIndexInit */
 	dsa_pointer buckets;		/* array of nbuckets KvRefs */
 	uint32		nbuckets;		/* a power of two, or 0 before first use */
+	uint32		old_nbuckets;	/* while the table doubles, the buckets of
+								 * the old one, else 0 */
+	dsa_pointer old_buckets;	/* the old table, emptied into buckets a few
+								 * chains at a time */
+	uint32		moved;			/* old buckets emptied so far */
 	uint32		nchunks;		/* slots of the chunk directory */
 	dsa_pointer chunks;			/* chunk directory: dsa_pointer of each chunk
 								 * by number */
@@ -88,7 +93,31 @@ typedef struct KvIndex
 	uint64		nkeys;			/* live keys */
 	uint64		bytes;			/* bytes the area holds for this index:
 								 * chunks, directory and hash table */
+	uint64		limit;			/* most bytes the index may hold; 0: no
+								 * limit of its own */
+	pg_atomic_uint64 *held;		/* bytes all indexes of the area hold
+								 * together, or NULL */
+	uint64		held_limit;		/* most bytes they may hold; 0: no limit */
 } KvIndex;
+
+/*
+ * What a writer's records will take from an index, counted before they are
+ * sent (KvIndexPlanRecord).
+ */
+typedef struct KvIndexPlan
+{
+	int32		spare[KV_INDEX_CLASSES];	/* free slots left per size class;
+											 * -1: not looked at yet */
+	int64		numbers;		/* chunk numbers left; -1: not looked at */
+	uint32		directory;		/* slots of the directory, as planned */
+	uint64		keys;			/* new keys counted */
+	uint64		buckets;		/* buckets of the table, as planned; 0: not
+								 * looked at */
+	uint64		written[16];	/* Bloom filter of the keys counted: a key
+								 * written again may need a new slot */
+	uint64		bytes;			/* what the records take beyond what the
+								 * index holds */
+} KvIndexPlan;
 
 /* What a reader sees of one entry; pointers are valid under the topic lock */
 typedef struct KvEntryView
@@ -449,5 +478,9 @@ extern dsa_pointer KvIndexSeekBefore(dsa_area *area, KvIndex *index,
 									 const char *key, uint32 keylen,
 									 bool inclusive);
 extern void KvIndexView(dsa_area *area, dsa_pointer entry, KvEntryView *view);
+extern void KvIndexPlanInit(KvIndexPlan *plan);
+extern void KvIndexPlanRecord(dsa_area *area, KvIndex *index,
+							  const KvRecord *rec, KvIndexPlan *plan);
+extern Size KvIndexSlotSize(uint32 keylen, uint32 vallen);
 
 #endif							/* KVSTORE_H */

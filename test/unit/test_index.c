@@ -530,6 +530,8 @@ typedef struct IndexSnapshot
 	uint32		nbuckets;
 	uint32		nchunks;
 	uint32		chunks_live;
+	uint32		old_nbuckets;
+	uint32		moved;
 	int			level;
 	size_t		used;
 	long		live;
@@ -545,6 +547,8 @@ snapshot(dsa_area *area, KvIndex *index)
 	s.nbuckets = index->nbuckets;
 	s.nchunks = index->nchunks;
 	s.chunks_live = index->chunks_live;
+	s.old_nbuckets = index->old_nbuckets;
+	s.moved = index->moved;
 	s.level = index->level;
 	s.used = area->used;
 	s.live = area->live;
@@ -558,6 +562,7 @@ unchanged(dsa_area *area, KvIndex *index, IndexSnapshot s)
 
 	if (s.nkeys != t.nkeys || s.bytes != t.bytes || s.nbuckets != t.nbuckets ||
 		s.nchunks != t.nchunks || s.chunks_live != t.chunks_live ||
+		s.old_nbuckets != t.old_nbuckets || s.moved != t.moved ||
 		s.level != t.level || s.used != t.used || s.live != t.live)
 	{
 		printf("# the index changed\n");
@@ -809,6 +814,50 @@ test_growth(dsa_area *area, KvIndex *index)
 		  area->live == 0 &&
 		  !DsaPointerIsValid(KvIndexSeek(area, index, NULL, 0, true)),
 		  "deleting every key brings bytes back to 0");
+}
+
+/*
+ * A doubling table moves over a few chains per record: while it does, keys
+ * in either table are found, inserted and deleted, and both tables count
+ */
+static void
+test_doubling(dsa_area *area, KvIndex *index)
+{
+	char		key[32];
+	bool		ok = true;
+	int			applies = 0;
+
+	for (int i = 0; i < 1025; i++)
+	{
+		uint32		len = snprintf(key, sizeof(key), "key:%d", i);
+
+		apply(area, index, put(key, len, key, len), i);
+	}
+	check(index->nbuckets == 2048 && index->old_nbuckets == 1024 &&
+		  index->moved <= KV_MOVE_STEP &&
+		  index->bytes == area->used && same_as_model(area, index),
+		  "the 1025th key starts doubling the table: both tables, every key found");
+
+	while (index->old_nbuckets != 0 && ok)
+	{
+		uint32		len = snprintf(key, sizeof(key), "key:%d", (applies * 37) % 1025);
+		uint32		moved = index->moved;
+
+		if (applies % 3 == 0)
+			ok = apply(area, index, del(key, len), 2000 + applies);
+		else
+		{
+			len = snprintf(key, sizeof(key), "new:%d", applies);
+			ok = apply(area, index, put(key, len, "v", 1), 2000 + applies);
+		}
+		ok = ok && (index->old_nbuckets == 0 || index->moved == moved + KV_MOVE_STEP) &&
+			same_as_model(area, index);
+		applies++;
+	}
+	check(ok && applies <= 1024 / KV_MOVE_STEP && index->bytes == area->used,
+		  "puts and deletes meanwhile find their keys, each moving a few chains, until the old table is freed");
+	KvIndexClear(area, index);
+	model_clear();
 }
 
 static void
@@ -1340,6 +1389,231 @@ test_level_attack(dsa_area *area, KvIndex *index)
 	model_clear();
 }
 
+/*
+ * An index with a limit of its own never holds more; what does not fit is
+ * refused with the index unchanged, and KvIndexNeed tells beforehand what
+ * a record needs
+ */
+static void
+test_limit(dsa_area *area, KvIndex *index)
+{
+	char		key[32];
+	char		value[20000];
+	bool		ok = true;
+	int			n = 0;
+	IndexSnapshot s;
+
+	memset(value, 'v', sizeof(value));
+	KvIndexInit(index);
+	index->limit = 200 * 1024;
+	for (;; n++)
+	{
+		uint32		len = snprintf(key, sizeof(key), "key:%d", n);
+
+		s = snapshot(area, index);
+		if (!apply(area, index, put(key, len, value, 100 + n % 40), n))
+			break;
+		ok = ok && index->bytes <= index->limit;
+	}
+	check(ok && n > 500 && index->bytes <= index->limit &&
+		  unchanged(area, index, s),
+		  "an index stops at its limit: the record that does not fit is refused, nothing else changes");
+	ok = true;
+	for (int i = 0; i < 200; i++)
+	{
+		uint32		len = snprintf(key, sizeof(key), "key:%d", i);
+
+		ok = ok && apply(area, index, put(key, len, value, 8), n + i) &&
+			index->bytes <= index->limit;
+	}
+	check(ok && same_as_model(area, index),
+		  "at the limit, smaller values still apply");
+
+	/* Lowered below what it holds: nothing lost, nothing more taken */
+	index->limit = index->bytes / 2;
+	s = snapshot(area, index);
+	ok = !apply(area, index, put("one more", 8, value, 20000), 1000000) &&
+		unchanged(area, index, s);
+	check(ok && apply(area, index, del("key:1", 5), 1000001) &&
+		  apply(area, index, put("key:2", 5, "", 0), 1000002) &&
+		  same_as_model(area, index),
+		  "a limit lowered below what the index holds keeps every entry; deletes and shrinks apply");
+
+	/* Raised again: what was refused applies */
+	index->limit = 0;
+	check(apply(area, index, put("one more", 8, value, 20000), 1000003) &&
+		  same_as_model(area, index),
+		  "with the limit raised, the refused key applies");
+	KvIndexClear(area, index);
+	model_clear();
+}
+
+/* Bytes of the index's chunks: all it holds but the table and directory */
+static uint64
+chunk_bytes(KvIndex *index)
+{
+	return index->bytes - sizeof(KvRef) * (uint64) index->nbuckets -
+		sizeof(dsa_pointer) * (uint64) index->nchunks;
+}
+
+/*
+ * KvIndexPlanRecord counts beforehand what records take: nothing for a
+ * tombstone or a value that fits, a free slot where the index has one, a
+ * new chunk where it has none; with a limit that leaves the index just
+ * what was counted, every record of the batch applies
+ */
+static void
+test_plan(dsa_area *area, KvIndex *index)
+{
+	char		key[32];
+	char		value[20000];
+	KvIndexPlan plan;
+	KvRecord	r;
+	bool		ok = true;
+	int			rounds_growing = 0;
+
+	memset(value, 'v', sizeof(value));
+	KvIndexInit(index);
+	apply(area, index, put("a", 1, value, 100), 1);
+
+	KvIndexPlanInit(&plan);
+	r = put("a", 1, value, 90);
+	KvIndexPlanRecord(area, index, &r, &plan);
+	r = del("a", 1);
+	KvIndexPlanRecord(area, index, &r, &plan);
+	{
+		/* a new key whose entry fills a slot of the class of "a" */
+		int			a_class = size_class(entry_size(hash_level(key_hash(index, "a", 1)), 1, 100));
+		uint32		vlen = class_size(a_class) -
+			entry_size(hash_level(key_hash(index, "z", 1)), 1, 0);
+
+		r = put("z", 1, value, vlen);
+		KvIndexPlanRecord(area, index, &r, &plan);
+	}
+	check(plan.bytes == 0,
+		  "a value that fits, a tombstone and a key with a free slot take nothing");
+	r = put("a", 1, value, 90);
+	KvIndexPlanRecord(area, index, &r, &plan);
+	check(plan.bytes == KV_CHUNK_SMALL,
+		  "a key the write wrote before counts as a new key");
+	KvIndexPlanInit(&plan);
+	r = put("b", 1, value, 3000);
+	KvIndexPlanRecord(area, index, &r, &plan);
+	check(plan.bytes == KV_CHUNK_SMALL, "a key of a class with no chunk takes a chunk");
+	r = put("c", 1, value, 3000);
+	KvIndexPlanRecord(area, index, &r, &plan);
+	check(plan.bytes == KV_CHUNK_SMALL,
+		  "the next key of that class takes a slot of the chunk counted");
+	r = put("d", 1, value, 20000);
+	KvIndexPlanRecord(area, index, &r, &plan);
+	check(plan.bytes == KV_CHUNK_SMALL + TYPEALIGN(4096, KV_CHUNK_HEADER + entry_size(hash_level(key_hash(index, "d", 1)), 1, 20000)),
+		  "a large key takes a chunk of its own, in whole pages");
+	KvIndexClear(area, index);
+	model_clear();
+
+	/* Random batches, each under a limit of what was counted */
+	for (int round = 0; round < 300 && ok; round++)
+	{
+		KvRecord	batch[50];
+		char		keys[50][8];
+		uint64		before;
+
+		index->limit = 0;
+		KvIndexPlanInit(&plan);
+		for (int i = 0; i < 50; i++)
+		{
+			uint32		keylen = random_key(keys[i], 4);
+
+			if (rng() % 5 == 0)
+				batch[i] = del(keys[i], keylen);
+			else
+				batch[i] = put(keys[i], keylen, value,
+							   rng() % 40 == 0 ? 8200 + rng() % 9000 : random_value(value));
+			KvIndexPlanRecord(area, index, &batch[i], &plan);
+		}
+		before = chunk_bytes(index);
+		index->limit = index->bytes + plan.bytes;
+		for (int i = 0; i < 50; i++)
+		{
+			if (!apply(area, index, batch[i], round * 50 + i))
+			{
+				printf("# round %d, record %d refused: %llu bytes, planned %llu more\n",
+					   round, i, (unsigned long long) index->bytes,
+					   (unsigned long long) plan.bytes);
+				ok = false;
+				break;
+			}
+		}
+		if (chunk_bytes(index) > before)
+			rounds_growing++;
+		(void) key;
+	}
+	index->limit = 0;
+	check(ok && rounds_growing > 20 && same_as_model(area, index),
+		  "300 random batches, each under a limit that leaves what was counted: every record applies");
+	KvIndexClear(area, index);
+	model_clear();
+}
+
+/*
+ * Two indexes that share a counter of what they hold and a limit on it
+ * never hold more together, and give it all back
+ */
+static void
+test_shared_limit(dsa_area *area)
+{
+	pg_atomic_uint64 held;
+	KvIndex		a;
+	KvIndex		b;
+	char		key[32];
+	char		value[300];
+	int			na = 0;
+	int			nb = 0;
+	bool		ok = true;
+	bool		a_full = false;
+	bool		b_full = false;
+
+	memset(value, 'v', sizeof(value));
+	pg_atomic_init_u64(&held, 0);
+	KvIndexInit(&a);
+	KvIndexInit(&b);
+	a.held = b.held = &held;
+	a.held_limit = b.held_limit = 1024 * 1024;
+	while (ok && !(a_full && b_full))
+	{
+		KvRecord	r;
+		uint32		len;
+
+		len = snprintf(key, sizeof(key), "a%d", na);
+		r = put(key, len, value, 200);
+		if (!a_full && !(a_full = !KvIndexApply(area, &a, &r, na)))
+			na++;
+		len = snprintf(key, sizeof(key), "b%d", nb);
+		r = put(key, len, value, 250);
+		if (!b_full && !(b_full = !KvIndexApply(area, &b, &r, nb)))
+			nb++;
+		ok = pg_atomic_read_u64(&held) == a.bytes + b.bytes &&
+			a.bytes + b.bytes <= 1024 * 1024;
+	}
+	check(ok && na > 1000 && nb > 1000 && area->used == a.bytes + b.bytes,
+		  "indexes that share a limit stop together at it, their counter exact");
+	KvIndexClear(area, &a);
+	check(pg_atomic_read_u64(&held) == b.bytes && a.held == &held &&
+		  a.held_limit == 1024 * 1024,
+		  "clearing one gives back what it held, and keeps its limits");
+	{
+		KvRecord	r = put("a again", 7, value, 200);
+
+		check(KvIndexApply(area, &a, &r, 0) &&
+			  pg_atomic_read_u64(&held) == a.bytes + b.bytes,
+			  "the room it gave back serves again");
+	}
+	KvIndexClear(area, &a);
+	KvIndexClear(area, &b);
+	check(pg_atomic_read_u64(&held) == 0 && area->used == 0,
+		  "both cleared, the counter is back to 0");
+}
+
 /* Bytes per key held, for keys "key-%08d" and values "value-%08d" */
 static double
 bytes_per_key(dsa_area *area, KvIndex *index, int n)
@@ -1401,12 +1675,16 @@ main(int argc, char **argv)
 	test_basics(&area, &index);
 	test_order(&area, &index);
 	test_growth(&area, &index);
+	test_doubling(&area, &index);
 	test_large(&area, &index);
 	test_random(&area, &index);
 	test_accounting(&area, &index);
 	test_out_of_memory(&area, &index);
 	test_colliding_keys(&area, &index);
 	test_level_attack(&area, &index);
+	test_limit(&area, &index);
+	test_plan(&area, &index);
+	test_shared_limit(&area);
 	test_memory(&area, &index);
 
 	free(model);

@@ -132,6 +132,8 @@ CREATE FUNCTION kv_topics(
     OUT lag bigint,
     OUT keys bigint,
     OUT bytes bigint,
+    OUT memory_limit bigint,
+    OUT headroom bigint,
     OUT bootstrap_progress float8,
     OUT bootstrap_duration interval,
     OUT records bigint,

@@ -534,8 +534,10 @@ kv_topics(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	static const char *const state_names[] = {
-		"free", "starting", "bootstrap", "ready", "error"
+		"free", "starting", "bootstrap", "ready", "error", "full"
 	};
+	uint64		area_limit = (uint64) kvstore_shared_memory * 1024;
+	uint64		held = KvShmemHeld();
 	KvTopic    *topic;
 
 	KvCheckLoaded();
@@ -544,12 +546,14 @@ kv_topics(PG_FUNCTION_ARGS)
 	for (int i = 0; (topic = KvTopicByIndex(i)) != NULL; i++)
 	{
 		KvTopic		copy;
-		Datum		values[14];
-		bool		nulls[14] = {0};
+		Datum		values[16];
+		bool		nulls[16] = {0};
 		int64		applied;
 		int64		target;
 		uint64		nkeys;
 		uint64		bytes;
+		uint64		limit;
+		int64		headroom;
 
 		SpinLockAcquire(&topic->mutex);
 		memcpy(&copy, topic, offsetof(KvTopic, index));
@@ -560,6 +564,7 @@ kv_topics(PG_FUNCTION_ARGS)
 		LWLockAcquire(topic->lock, LW_SHARED);
 		nkeys = topic->index.nkeys;
 		bytes = topic->index.bytes;
+		limit = topic->index.limit;
 		LWLockRelease(topic->lock);
 		applied = (int64) pg_atomic_read_u64(&topic->applied);
 		target = copy.bootstrap_target;
@@ -571,33 +576,43 @@ kv_topics(PG_FUNCTION_ARGS)
 		values[4] = Int64GetDatum(Max(copy.end_offset - applied, 0));
 		values[5] = Int64GetDatum((int64) nkeys);
 		values[6] = Int64GetDatum((int64) bytes);
+		/* what the topic may still take: its own limit, and the area's */
+		if (limit != 0)
+			values[7] = Int64GetDatum((int64) limit);
+		else
+			nulls[7] = true;
+		headroom = (int64) area_limit - (int64) held;
+		if (limit != 0)
+			headroom = Min(headroom, (int64) limit - (int64) bytes);
+		values[8] = Int64GetDatum(Max(headroom, 0));
 		/* bootstrap progress, 0 to 1 */
-		if (copy.state == KV_TOPIC_BOOTSTRAP && target > copy.bootstrap_from)
-			values[7] = Float8GetDatum(Min(1.0, (double) (applied - copy.bootstrap_from) /
+		if (copy.bootstrap_end == 0 && target > copy.bootstrap_from &&
+			(copy.state == KV_TOPIC_BOOTSTRAP || copy.state == KV_TOPIC_FULL))
+			values[9] = Float8GetDatum(Min(1.0, (double) (applied - copy.bootstrap_from) /
 										   (double) (target - copy.bootstrap_from)));
-		else if (copy.state == KV_TOPIC_READY)
-			values[7] = Float8GetDatum(1.0);
+		else if (copy.state == KV_TOPIC_READY || copy.bootstrap_end != 0)
+			values[9] = Float8GetDatum(1.0);
 		else
-			values[7] = Float8GetDatum(0.0);
+			values[9] = Float8GetDatum(0.0);
 		if (copy.bootstrap_start != 0)
-			values[8] = DirectFunctionCall2(timestamp_mi,
-											TimestampTzGetDatum(copy.bootstrap_end ?
-																copy.bootstrap_end :
-																GetCurrentTimestamp()),
-											TimestampTzGetDatum(copy.bootstrap_start));
+			values[10] = DirectFunctionCall2(timestamp_mi,
+											 TimestampTzGetDatum(copy.bootstrap_end ?
+																 copy.bootstrap_end :
+																 GetCurrentTimestamp()),
+											 TimestampTzGetDatum(copy.bootstrap_start));
 		else
-			nulls[8] = true;
-		values[9] = Int64GetDatum((int64) copy.records);
-		values[10] = Int64GetDatum((int64) copy.writes);
-		values[11] = Int64GetDatum((int64) copy.skipped);
+			nulls[10] = true;
+		values[11] = Int64GetDatum((int64) copy.records);
+		values[12] = Int64GetDatum((int64) copy.writes);
+		values[13] = Int64GetDatum((int64) copy.skipped);
 		if (copy.worker_pid != 0)
-			values[12] = Int32GetDatum(copy.worker_pid);
+			values[14] = Int32GetDatum(copy.worker_pid);
 		else
-			nulls[12] = true;
+			nulls[14] = true;
 		if (copy.last_error[0] != '\0')
-			values[13] = CStringGetTextDatum(copy.last_error);
+			values[15] = CStringGetTextDatum(copy.last_error);
 		else
-			nulls[13] = true;
+			nulls[15] = true;
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}

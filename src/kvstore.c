@@ -3,9 +3,9 @@
  * kvstore.c
  *		  Module entry point: settings, shared memory hooks and the launcher
  *
- * kvstore must be loaded through shared_preload_libraries: its index lives
- * in shared memory sized at server start, and its materializer workers are
- * background workers.  _PG_init defines the settings, asks for the shared
+ * kvstore must be loaded through shared_preload_libraries: its topic slots
+ * live in shared memory sized at server start, and its materializer workers
+ * are background workers.  _PG_init defines the settings, asks for the shared
  * memory, and registers the launcher that attaches the topics listed in
  * kvstore.topics.  Loaded any other way, the module defines its settings
  * (so that SET and SHOW work) and every function reports that it was not
@@ -38,6 +38,7 @@ int			kvstore_transaction_timeout = 20000;	/* ms */
 bool		kvstore_auto_create_topics = false;
 char	   *kvstore_allowed_topics = NULL;
 char	   *kvstore_kafka_settings = NULL;
+char	   *kvstore_topic_memory_limit = NULL;
 
 /* Saved hook values */
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -50,6 +51,8 @@ void		_PG_init(void);
 static bool check_kafka_settings(char **newval, void **extra, GucSource source);
 static void kv_shmem_request(void);
 static void kv_shmem_startup(void);
+static bool check_topic_memory_limit(char **newval, void **extra,
+									 GucSource source);
 
 /*
  * _PG_init
@@ -139,15 +142,24 @@ _PG_init(void)
 	}
 
 	DefineCustomIntVariable("kvstore.shared_memory",
-							"Sets the shared memory available to the indexes of all topics.",
-							"Running out puts the topic that needed more into an error state.",
+							"Sets the most shared memory the indexes of all topics may hold together.",
+							"The indexes grow into it by dynamic shared memory segments; a topic that finds no more stops applying and keeps serving reads.",
 							&kvstore_shared_memory,
 							65536,
 							1024,
 							INT_MAX / 2,
-							PGC_POSTMASTER,
+							PGC_SIGHUP,
 							GUC_UNIT_KB,
 							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("kvstore.topic_memory_limit",
+							   "Sets the most shared memory one topic's index may hold.",
+							   "A size for every topic, or comma-separated topic=size entries where a name may end in *; the first entry that matches applies, 0 is no limit.",
+							   &kvstore_topic_memory_limit,
+							   "",
+							   PGC_SIGHUP,
+							   0,
+							   check_topic_memory_limit, NULL, NULL);
 
 	DefineCustomIntVariable("kvstore.max_topics",
 							"Sets the maximum number of topics attached at once.",
@@ -243,6 +255,7 @@ KvWaitEvent(KvWait wait)
 		[KV_WAIT_WRITE_APPLIED] = "KvstoreWriteApplied",
 		[KV_WAIT_KAFKA_RETRY] = "KvstoreKafkaRetry",
 		[KV_WAIT_WORKER_MAIN] = "KvstoreWorkerMain",
+		[KV_WAIT_TOPIC_FULL] = "KvstoreTopicFull",
 	};
 	static uint32 events[KV_WAIT_COUNT];
 
@@ -253,4 +266,19 @@ KvWaitEvent(KvWait wait)
 #else
 	return PG_WAIT_EXTENSION;
 #endif
+}
+
+/* Refuse a kvstore.topic_memory_limit that does not parse */
+static bool
+check_topic_memory_limit(char **newval, void **extra, GucSource source)
+{
+	const char *error;
+	uint64		limit;
+
+	if (!KvTopicMemoryLimit(*newval, NULL, &limit, &error))
+	{
+		GUC_check_errdetail("%s", error);
+		return false;
+	}
+	return true;
 }

@@ -136,7 +136,10 @@ typedef enum KvTopicState
 	KV_TOPIC_STARTING,			/* worker registered, not yet consuming */
 	KV_TOPIC_BOOTSTRAP,			/* replaying the log up to the target */
 	KV_TOPIC_READY,				/* serving reads and writes */
-	KV_TOPIC_ERROR				/* stopped; last_error says why */
+	KV_TOPIC_ERROR,				/* stopped; last_error says why */
+	KV_TOPIC_FULL				/* stopped at a record its index has no
+								 * memory for: serves reads of what it holds
+								 * once it has been ready, refuses writes */
 } KvTopicState;
 
 /*
@@ -311,6 +314,8 @@ typedef enum KvWait
 	KV_WAIT_WRITE_APPLIED,		/* a write waits until it is applied here */
 	KV_WAIT_KAFKA_RETRY,		/* a process waits to ask Kafka again */
 	KV_WAIT_WORKER_MAIN,		/* a worker waits for records */
+	KV_WAIT_TOPIC_FULL,			/* a worker stopped for memory waits to try
+								 * again */
 	KV_WAIT_COUNT
 } KvWait;
 
@@ -325,6 +330,7 @@ extern int	kvstore_transaction_timeout;
 extern bool kvstore_auto_create_topics;
 extern char *kvstore_allowed_topics;
 extern char *kvstore_kafka_settings;
+extern char *kvstore_topic_memory_limit;
 extern void KvCheckLoaded(void);
 extern uint32 KvWaitEvent(KvWait wait);
 
@@ -429,11 +435,16 @@ extern PGDLLEXPORT void kvstore_launcher_main(Datum main_arg);
 /* in topic.c */
 extern void KvTopicCheckAllowed(const char *name);
 extern List *KvTopicList(void);
+extern bool KvTopicMemoryLimit(const char *setting, const char *name,
+							   uint64 *limit, const char **error);
 extern KvTopicRef *KvTopicOpen(const char *name, KvOpenMode mode);
 extern bool KvTopicCreate(const char *name);
 extern void KvTopicRecheck(KvTopicRef *ref);
 extern uint64 KvTopicLockForRead(KvTopicRef *ref);
 extern void KvTopicWaitReady(KvTopicRef *ref);
+extern void KvTopicCheckWritable(KvTopicRef *ref);
+extern void KvTopicCheckRecord(KvTopicRef *ref, const KvRecord *rec,
+							   KvIndexPlan *plan);
 extern void KvTopicWaitApplied(KvTopicRef *ref, int64 offset);
 extern void KvTopicSetError(KvTopic *topic, int sqlstate,
 							const char *fmt,...) pg_attribute_printf(3, 4);
@@ -458,6 +469,8 @@ extern Size KvShmemSize(void);
 extern void KvShmemRequest(void);
 extern void KvShmemStartup(void);
 extern dsa_area *KvShmemArea(void);
+extern uint64 KvShmemHeld(void);
+extern bool KvShmemWarnArea(bool over, bool under);
 extern KvTopic *KvTopicFind(const char *name, uint64 *incarnation);
 extern KvTopic *KvTopicClaim(const char *name, bool *claimed);
 extern void KvTopicRelease(KvTopic *topic);

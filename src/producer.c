@@ -85,6 +85,10 @@ typedef struct KvWrite
 	rd_kafka_resp_err_t err;	/* first refusal */
 	bool		maybe_stored;	/* a refused record may still be stored */
 	int64		max_offset;		/* highest offset acknowledged */
+	KvIndexPlan plan;			/* memory its records take, see
+								 * KvTopicCheckRecord */
+	bool		checked;		/* every record was checked before the
+								 * first was sent */
 } KvWrite;
 
 /* What an error raised during a write should add about the write */
@@ -378,8 +382,9 @@ kv_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
  * KvProducerBegin
  *		Start a write to a topic: atomic writes open a Kafka transaction.
  *
- * Waits for the topic to be ready, so that a write is not sent to a topic
- * this server cannot serve; the producer starts meanwhile.
+ * Waits for the topic to be ready, and refuses a full topic, so that a
+ * write is not sent to a topic this server cannot serve; the producer
+ * starts meanwhile.
  */
 void
 KvProducerBegin(KvTopicRef *ref, bool atomic)
@@ -410,6 +415,7 @@ KvProducerBegin(KvTopicRef *ref, bool atomic)
 				 errmsg("could not write to topic \"%s\"", ref->name),
 				 errdetail_internal("%s", rd_kafka_err2str(rd_kafka_last_error()))));
 	KvTopicWaitReady(ref);
+	KvTopicCheckWritable(ref);
 
 	cur.request = ++last_request;
 	cur.ref = ref;
@@ -420,6 +426,8 @@ KvProducerBegin(KvTopicRef *ref, bool atomic)
 	cur.err = RD_KAFKA_RESP_ERR_NO_ERROR;
 	cur.maybe_stored = false;
 	cur.max_offset = -1;
+	KvIndexPlanInit(&cur.plan);
+	cur.checked = false;
 
 	if (atomic)
 	{
@@ -436,8 +444,9 @@ KvProducerBegin(KvTopicRef *ref, bool atomic)
  * KvProducerSend
  *		Hand one record of the write in progress to librdkafka.
  *
- * Waits for room in librdkafka's queue; delivery reports are served as
- * they come.  The record's bytes are copied.
+ * A record the topic's memory cannot take is refused first.  Waits for
+ * room in librdkafka's queue; delivery reports are served as they come.
+ * The record's bytes are copied.
  */
 void
 KvProducerSend(const KvRecord *rec)
@@ -445,6 +454,8 @@ KvProducerSend(const KvRecord *rec)
 	rd_kafka_resp_err_t err;
 
 	Assert(cur.active);
+	if (!cur.checked)
+		KvTopicCheckRecord(cur.ref, rec, &cur.plan);
 	for (;;)
 	{
 		/* A non-NULL pointer with length 0 is an empty value, not a tombstone */
@@ -673,6 +684,11 @@ KvProducerWrite(KvTopicRef *ref, const KvRecord *recs, int nrecs, bool atomic)
 	ErrorContextCallback errcallback;
 
 	KvProducerBegin(ref, atomic);
+
+	/* Memory first, for all of them: a refused write sends nothing */
+	for (int i = 0; i < nrecs; i++)
+		KvTopicCheckRecord(ref, &recs[i], &cur.plan);
+	cur.checked = true;
 	for (int i = 0; i < nrecs; i++)
 		KvProducerSend(&recs[i]);
 

@@ -3,17 +3,25 @@
  * shmem.c
  *		  Shared memory: sizing and start-up, topic slots
  *
- * One block of main shared memory holds a header, kvstore.max_topics topic
- * slots and, after them, a dsa_area of kvstore.shared_memory bytes created
- * in place with that size as its limit.  The indexes of all topics
- * allocate from that area, so the setting bounds them all together, and
- * an allocation that does not fit fails instead of growing the area.
+ * One block of main shared memory holds a header and kvstore.max_topics
+ * topic slots.  The indexes of all topics allocate from one dsa_area in
+ * dynamic shared memory, created by the first process that needs it and
+ * pinned for the life of the server.  The area grows by DSM segments as
+ * the indexes grow, up to kvstore.shared_memory, a reload setting: every
+ * process applies the value it last read to the area (dsa_set_size_limit)
+ * when it next reaches for the area, and the workers give it to their
+ * indexes, which count what they hold together in KvShared->held and take
+ * nothing past it.  Lowering the limit below what the indexes hold only
+ * stops them from taking more.  The area keeps its segments once it has
+ * them: what an index frees goes back to the area, not to the operating
+ * system.
  *
  * Locking protocol:
  *
  * - KvShared->lock (the first lock of the "kvstore" tranche) guards the
- *   slot table: the name of every slot.  Take it shared to find a topic,
- *   exclusively to claim or free a slot.
+ *   slot table, the name of every slot, and the handle of the area.  Take
+ *   it shared to find a topic, exclusively to claim or free a slot or to
+ *   create the area.
  * - KvTopic->lock guards the topic's index.  The topic's materializer is
  *   the only writer; it holds the lock exclusively while it applies one
  *   batch of records.  Readers hold it shared while they copy entries out.
@@ -38,6 +46,7 @@
 #include "postgres.h"
 
 #include "miscadmin.h"
+#include "storage/dsm.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "utils/memutils.h"
@@ -46,47 +55,43 @@
 
 #define KV_TRANCHE_NAME "kvstore"
 
+/* PostgreSQL 15 names no invalid dsa_handle; an area's is a DSM handle */
+#ifndef DSA_HANDLE_INVALID
+#define DSA_HANDLE_INVALID ((dsa_handle) DSM_HANDLE_INVALID)
+#endif
+
 typedef struct KvShared
 {
-	LWLock	   *lock;			/* guards the names of the slots */
+	LWLock	   *lock;			/* guards the names of the slots and area */
 	int			ntopics;		/* slots, kvstore.max_topics at start */
-	Size		area_size;		/* bytes of the dsa_area after the slots */
+	int			area_tranche;	/* LWLock tranche of the area's own locks */
+	dsa_handle	area;			/* the area of the indexes, or
+								 * DSA_HANDLE_INVALID before its first use */
+	pg_atomic_uint64 held;		/* bytes the indexes of all topics hold */
+	pg_atomic_uint32 area_warned;	/* 1 once a worker warned that the
+									 * area is 90% used, until it is below
+									 * 80% */
 	KvTopic		topics[FLEXIBLE_ARRAY_MEMBER];
 } KvShared;
 
 static KvShared *kv_shared = NULL;
 static dsa_area *kv_area = NULL;
 
+/* The kvstore.shared_memory (kB) this process last applied to the area */
+static int	kv_area_limit = 0;
+
 /* Where the last topic found by name sits, to skip the slot search */
 static int	last_found = -1;
 
-static Size kv_slots_size(void);
-static void *kv_area_place(void);
-
-/* Bytes of the header and the topic slots */
-static Size
-kv_slots_size(void)
-{
-	return MAXALIGN(add_size(offsetof(KvShared, topics),
-							 mul_size(kvstore_max_topics, sizeof(KvTopic))));
-}
-
-/* Start of the dsa_area */
-static void *
-kv_area_place(void)
-{
-	return (char *) kv_shared + kv_slots_size();
-}
-
 /*
  * KvShmemSize
- *		Bytes of shared memory kvstore needs: slots plus the index area.
+ *		Bytes of main shared memory kvstore needs: the topic slots.
  */
 Size
 KvShmemSize(void)
 {
-	return add_size(kv_slots_size(),
-					mul_size((Size) kvstore_shared_memory, 1024));
+	return MAXALIGN(add_size(offsetof(KvShared, topics),
+							 mul_size(kvstore_max_topics, sizeof(KvTopic))));
 }
 
 /*
@@ -106,8 +111,8 @@ KvShmemRequest(void)
  * KvShmemStartup
  *		Create the shared state, or attach to it, from shmem_startup_hook.
  *
- * The postmaster creates the dsa_area in place; backends inherit its
- * handle when they are forked.
+ * The area of the indexes comes later, with its first use: the postmaster
+ * cannot create DSM segments.
  */
 void
 KvShmemStartup(void)
@@ -122,11 +127,12 @@ KvShmemStartup(void)
 
 	if (!found)
 	{
-		MemoryContext oldcontext;
-
 		kv_shared->lock = &locks[0].lock;
 		kv_shared->ntopics = kvstore_max_topics;
-		kv_shared->area_size = mul_size((Size) kvstore_shared_memory, 1024);
+		kv_shared->area_tranche = locks[0].lock.tranche;
+		kv_shared->area = DSA_HANDLE_INVALID;
+		pg_atomic_init_u64(&kv_shared->held, 0);
+		pg_atomic_init_u32(&kv_shared->area_warned, 0);
 		for (int i = 0; i < kv_shared->ntopics; i++)
 		{
 			KvTopic    *topic = &kv_shared->topics[i];
@@ -139,13 +145,8 @@ KvShmemStartup(void)
 			SpinLockInit(&topic->mutex);
 			topic->state = KV_TOPIC_FREE;
 			KvIndexInit(&topic->index);
+			topic->index.held = &kv_shared->held;
 		}
-
-		oldcontext = MemoryContextSwitchTo(TopMemoryContext);
-		kv_area = dsa_create_in_place(kv_area_place(), kv_shared->area_size,
-									  locks[0].lock.tranche, NULL);
-		dsa_set_size_limit(kv_area, kv_shared->area_size);
-		MemoryContextSwitchTo(oldcontext);
 	}
 
 	LWLockRelease(AddinShmemInitLock);
@@ -153,21 +154,64 @@ KvShmemStartup(void)
 
 /*
  * KvShmemArea
- *		The dsa_area of the indexes, attached in this process.
+ *		The dsa_area of the indexes, attached in this process, with the
+ *		current kvstore.shared_memory as its limit.
+ *
+ * The first process to ask creates the area and pins it, so that it lives
+ * as long as the server; the others attach to it.  Either way the mapping
+ * is pinned: it lasts as long as the process, not the transaction.
  */
 dsa_area *
 KvShmemArea(void)
 {
 	if (kv_area == NULL)
 	{
-		MemoryContext oldcontext;
+		MemoryContext oldcontext = MemoryContextSwitchTo(TopMemoryContext);
 
-		/* Only without fork(): the postmaster's handle was not inherited */
-		oldcontext = MemoryContextSwitchTo(TopMemoryContext);
-		kv_area = dsa_attach_in_place(kv_area_place(), NULL);
+		LWLockAcquire(kv_shared->lock, LW_EXCLUSIVE);
+		if (kv_shared->area == DSA_HANDLE_INVALID)
+		{
+			kv_area = dsa_create(kv_shared->area_tranche);
+			dsa_pin(kv_area);
+			kv_shared->area = dsa_get_handle(kv_area);
+		}
+		else
+			kv_area = dsa_attach(kv_shared->area);
+		dsa_pin_mapping(kv_area);
+		LWLockRelease(kv_shared->lock);
 		MemoryContextSwitchTo(oldcontext);
+		kv_area_limit = 0;
+	}
+	if (kv_area_limit != kvstore_shared_memory)
+	{
+		dsa_set_size_limit(kv_area, (size_t) kvstore_shared_memory * 1024);
+		kv_area_limit = kvstore_shared_memory;
 	}
 	return kv_area;
+}
+
+/*
+ * KvShmemHeld
+ *		Bytes the area holds for the indexes of all topics: the counter
+ *		every index adds to and checks kvstore.shared_memory against.
+ */
+uint64
+KvShmemHeld(void)
+{
+	return pg_atomic_read_u64(&kv_shared->held);
+}
+
+/*
+ * KvShmemWarnArea
+ *		Whether the caller, which found the area over 90% used, is the one
+ *		to warn about it; below 80%, the next to find it over warns again.
+ */
+bool
+KvShmemWarnArea(bool over, bool under)
+{
+	if (under)
+		pg_atomic_write_u32(&kv_shared->area_warned, 0);
+	return over && pg_atomic_exchange_u32(&kv_shared->area_warned, 1) == 0;
 }
 
 /*

@@ -13,8 +13,11 @@
  * allow-list kvstore.allowed_topics, and a server with no free slot
  * refuses.
  *
- * A topic's state (starting, bootstrap, ready, error) is set by its
- * worker; the waits here follow it.  A backend refers to a topic through
+ * A topic's state (starting, bootstrap, ready, full, error) is set by its
+ * worker; the waits here follow it.  A full topic, stopped at a record its
+ * index has no memory for, still serves reads of what it holds once it has
+ * been ready, and refuses writes before they are sent; so does a topic
+ * whose writes would need more than its memory limit leaves.  A backend refers to a topic through
  * a KvTopicRef, which remembers the incarnation of the slot: every wait
  * re-checks it, so a slot freed and claimed by another topic meanwhile is
  * never read or written by mistake.  Readers take the topic lock through
@@ -28,8 +31,11 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
+
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 #include "utils/wait_event.h"
@@ -38,6 +44,9 @@
 
 /* Longest single sleep of a wait, so that state changes are re-read */
 #define KV_WAIT_STEP_MS 1000
+
+/* Writes this far from a memory limit are not checked record by record */
+#define KV_MEMORY_MARGIN (2 * 1024 * 1024)
 
 /*
  * The topic this backend opened last.  Its slot's incarnation changes
@@ -54,6 +63,10 @@ static void check_not_internal(const char *name);
 static void refuse_full(const char *name);
 static void wait_step(KvTopic *topic, TimestampTz deadline, KvWait wait);
 static bool allowed_by_list(const char *name);
+static char *trim(char *text);
+static bool name_matches(const char *pattern, const char *name);
+static void refuse_write_to_full(KvTopicRef *ref, int64 applied,
+								 const char *error);
 static KvTopic *attach(const char *name, KvOpenMode mode, uint64 *incarnation,
 					   bool *created);
 static int64 wait_deadline_ms(TimestampTz deadline);
@@ -131,6 +144,102 @@ KvTopicCheckAllowed(const char *name)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("topic \"%s\" is not in kvstore.allowed_topics", name),
 				 errhint("A superuser can add it to kvstore.allowed_topics and reload the configuration.")));
+}
+
+/* The text without its leading and trailing white space, in place */
+static char *
+trim(char *text)
+{
+	char	   *end;
+
+	while (isspace((unsigned char) *text))
+		text++;
+	end = text + strlen(text);
+	while (end > text && isspace((unsigned char) end[-1]))
+		*--end = '\0';
+	return text;
+}
+
+/* Whether a name is pattern, or starts with it when it ends in '*' */
+static bool
+name_matches(const char *pattern, const char *name)
+{
+	size_t		len = strlen(pattern);
+
+	if (len > 0 && pattern[len - 1] == '*')
+		return strncmp(name, pattern, len - 1) == 0;
+	return strcmp(name, pattern) == 0;
+}
+
+/*
+ * KvTopicMemoryLimit
+ *		Read kvstore.topic_memory_limit: when name is not NULL, set *limit
+ *		to the limit in bytes of that topic's index, 0 for none.
+ *
+ * The setting lists entries separated by commas: "size" applies to every
+ * topic, "name=size" to one, "prefix*=size" to the topics whose names
+ * start with prefix; the first entry that matches applies.  A size is a
+ * memory size as for other settings (a bare number is in kB); 0 is no
+ * limit.  Returns false with *error set when the setting does not parse.
+ */
+bool
+KvTopicMemoryLimit(const char *setting, const char *name, uint64 *limit,
+				   const char **error)
+{
+	char	   *copy = pstrdup(setting != NULL ? setting : "");
+	char	   *next;
+	bool		found = false;
+	bool		ok = true;
+
+	*limit = 0;
+	for (char *entry = copy; ok && entry != NULL; entry = next)
+	{
+		char	   *eq;
+		char	   *pattern = NULL;
+		char	   *size;
+		int			kb;
+		const char *hint;
+
+		next = strchr(entry, ',');
+		if (next != NULL)
+			*next++ = '\0';
+		eq = strchr(entry, '=');
+		if (eq != NULL)
+		{
+			*eq = '\0';
+			pattern = trim(entry);
+			size = trim(eq + 1);
+		}
+		else
+			size = trim(entry);
+
+		if (pattern != NULL && pattern[0] == '\0')
+		{
+			*error = "An entry has a size but no topic name before \"=\".";
+			ok = false;
+		}
+		else if (size[0] == '\0')
+		{
+			if (pattern != NULL)
+			{
+				*error = "An entry has a topic name but no size after \"=\".";
+				ok = false;
+			}
+		}
+		else if (!parse_int(size, &kb, GUC_UNIT_KB, &hint) || kb < 0)
+		{
+			*error = "Each entry is a memory size (such as 256MB), or a topic name or prefix* followed by = and a memory size.";
+			ok = false;
+		}
+		else if (!found && name != NULL &&
+				 (pattern == NULL || name_matches(pattern, name)))
+		{
+			*limit = (uint64) kb * 1024;
+			found = true;
+		}
+	}
+	pfree(copy);
+	return ok;
 }
 
 /* Refuse to attach a topic because every slot is taken */
@@ -311,9 +420,10 @@ read_state(KvTopic *topic, int *error_code, char *error, size_t errorsize)
  *		generation of the index.
  *
  * The state is checked under the lock, so the index cannot be emptied or
- * rebuilt while the caller reads.  A reader that reads in several holds
- * (a scan) compares the generations: a different one means the index was
- * rebuilt in between.
+ * rebuilt while the caller reads.  A full topic that has been ready is
+ * read as it stands: behind the log, its lag visible in kv_topics.  A
+ * reader that reads in several holds (a scan) compares the generations: a
+ * different one means the index was rebuilt in between.
  */
 uint64
 KvTopicLockForRead(KvTopicRef *ref)
@@ -324,13 +434,15 @@ KvTopicLockForRead(KvTopicRef *ref)
 	{
 		KvTopicState state;
 		uint64		generation;
+		bool		was_ready;
 
 		LWLockAcquire(topic->lock, LW_SHARED);
 		SpinLockAcquire(&topic->mutex);
 		state = topic->state;
 		generation = topic->generation;
+		was_ready = topic->bootstrap_end != 0;
 		SpinLockRelease(&topic->mutex);
-		if (state == KV_TOPIC_READY &&
+		if ((state == KV_TOPIC_READY || (state == KV_TOPIC_FULL && was_ready)) &&
 			pg_atomic_read_u64(&topic->incarnation) == ref->incarnation)
 			return generation;
 		LWLockRelease(topic->lock);
@@ -366,9 +478,11 @@ wait_step(KvTopic *topic, TimestampTz deadline, KvWait wait)
  * KvTopicWaitReady
  *		Wait until the topic has finished its bootstrap.
  *
- * Reads and writes pass here so that nobody sees a half-loaded index.
- * The wait is bounded by kvstore.write_timeout and interrupted by
- * statement_timeout and query cancel.
+ * Reads and writes pass here so that nobody sees a half-loaded index.  A
+ * full topic that has been ready passes: its reads are served, and writes
+ * check KvTopicCheckWritable next.  The wait is bounded by
+ * kvstore.write_timeout and interrupted by statement_timeout and query
+ * cancel.
  */
 void
 KvTopicWaitReady(KvTopicRef *ref)
@@ -386,16 +500,25 @@ KvTopicWaitReady(KvTopicRef *ref)
 		int			error_code;
 		int64		applied;
 		int64		target;
+		bool		was_ready;
 
 		KvTopicRecheck(ref);
 		state = read_state(topic, &error_code, error, sizeof(error));
 		SpinLockAcquire(&topic->mutex);
 		target = topic->bootstrap_target;
+		was_ready = topic->bootstrap_end != 0;
 		SpinLockRelease(&topic->mutex);
 		applied = (int64) pg_atomic_read_u64(&topic->applied);
 
-		if (state == KV_TOPIC_READY)
+		if (state == KV_TOPIC_READY || (state == KV_TOPIC_FULL && was_ready))
 			break;
+		if (state == KV_TOPIC_FULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("topic \"%s\" does not fit in its memory limit", ref->name),
+					 errdetail("It stopped loading at offset " INT64_FORMAT " of " INT64_FORMAT ": %s",
+							   applied, target, error),
+					 errhint("Raise kvstore.topic_memory_limit or kvstore.shared_memory and reload the configuration; the topic then goes on loading.")));
 		if (state == KV_TOPIC_ERROR)
 			ereport(ERROR,
 					(errcode(error_code ? error_code : ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -450,6 +573,15 @@ KvTopicWaitApplied(KvTopicRef *ref, int64 offset)
 		if (state == KV_TOPIC_READY &&
 			(int64) pg_atomic_read_u64(&topic->applied) > offset)
 			break;
+		if (state == KV_TOPIC_FULL &&
+			(int64) pg_atomic_read_u64(&topic->applied) <= offset)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("topic \"%s\" stopped for memory before applying offset " INT64_FORMAT,
+							ref->name, offset),
+					 errdetail("The record is stored in Kafka at offset " INT64_FORMAT "; it becomes visible once the topic's memory limit lets the topic go on.",
+							   offset),
+					 errcontext("last error of topic \"%s\": %s", ref->name, error)));
 		if (state == KV_TOPIC_ERROR)
 			ereport(ERROR,
 					(errcode(error_code ? error_code : ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -472,6 +604,93 @@ KvTopicWaitApplied(KvTopicRef *ref, int64 offset)
 		wait_step(topic, deadline, KV_WAIT_WRITE_APPLIED);
 	}
 	ConditionVariableCancelSleep();
+}
+
+/* Refuse a write to a full topic: it could not become visible */
+static void
+refuse_write_to_full(KvTopicRef *ref, int64 applied, const char *error)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OUT_OF_MEMORY),
+			 errmsg("topic \"%s\" is full: writes are refused", ref->name),
+			 errdetail("The topic stopped at offset " INT64_FORMAT ", a record its index has no memory for, and serves reads of what it holds: %s",
+					   applied, error),
+			 errhint("Raise kvstore.topic_memory_limit or kvstore.shared_memory and reload the configuration; the topic then goes on by itself.")));
+}
+
+/*
+ * KvTopicCheckWritable
+ *		Refuse, before anything is sent, a write to a topic that is full.
+ */
+void
+KvTopicCheckWritable(KvTopicRef *ref)
+{
+	char		error[KV_MAX_ERROR_TEXT];
+	int			error_code;
+
+	if (read_state(ref->topic, &error_code, error, sizeof(error)) == KV_TOPIC_FULL)
+		refuse_write_to_full(ref, (int64) pg_atomic_read_u64(&ref->topic->applied),
+							 error);
+}
+
+/*
+ * KvTopicCheckRecord
+ *		Refuse, before it is sent, a record that would take the topic's
+ *		index past its limit, or the indexes of all topics past
+ *		kvstore.shared_memory.
+ *
+ * plan counts, over the records of one write, the chunks their new keys
+ * and larger values take beyond what the index holds (KvIndexPlanRecord).  Far
+ * from both limits, more than KV_MEMORY_MARGIN away, the slot a new key of
+ * the record's size takes is counted instead, without reading the index.
+ * Memory the worker finds short later, as when other producers write to
+ * the topic meanwhile, stops the topic (full) instead.
+ */
+void
+KvTopicCheckRecord(KvTopicRef *ref, const KvRecord *rec, KvIndexPlan *plan)
+{
+	KvTopic    *topic = ref->topic;
+	uint64		limit = topic->index.limit;
+	uint64		area_limit = (uint64) kvstore_shared_memory * 1024;
+	uint64		bytes = topic->index.bytes;
+	uint64		held = KvShmemHeld();
+	uint64		bound;
+	uint64		before;
+
+	if (rec->tombstone)
+		return;
+
+	bound = KvIndexSlotSize(rec->keylen, rec->vallen);
+	if ((limit == 0 || bytes + plan->bytes + bound + KV_MEMORY_MARGIN <= limit) &&
+		held + plan->bytes + bound + KV_MEMORY_MARGIN <= area_limit)
+	{
+		plan->bytes += bound;
+		return;
+	}
+
+	/* Near a limit: what this record really takes */
+	before = plan->bytes;
+	(void) KvTopicLockForRead(ref);
+	KvIndexPlanRecord(KvShmemArea(), &topic->index, rec, plan);
+	bytes = topic->index.bytes;
+	LWLockRelease(topic->lock);
+	if (plan->bytes == before)
+		return;					/* it takes nothing: a limit is no reason */
+
+	if (limit != 0 && bytes + plan->bytes > limit)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("topic \"%s\" is at its memory limit", ref->name),
+				 errdetail("Its index holds " UINT64_FORMAT " bytes of its limit of " UINT64_FORMAT "; this write needs " UINT64_FORMAT " more for new keys and larger values.",
+						   bytes, limit, plan->bytes),
+				 errhint("Delete keys, or raise kvstore.topic_memory_limit and reload the configuration.")));
+	if (held + plan->bytes > area_limit)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("topic \"%s\" finds no shared memory for this write", ref->name),
+				 errdetail("The indexes of all topics hold " UINT64_FORMAT " bytes, and kvstore.shared_memory is " UINT64_FORMAT "; this write needs " UINT64_FORMAT " more.",
+						   held, area_limit, plan->bytes),
+				 errhint("Raise kvstore.shared_memory and reload the configuration.")));
 }
 
 /*

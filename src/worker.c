@@ -24,8 +24,18 @@
  * vanish (the topic was recreated).  Every change that makes the index
  * unfit to read (leaving READY, emptying it) is made under the exclusive
  * topic lock and bumps the topic's generation, which readers check under
- * their shared lock.  A topic that does not fit in kvstore.shared_memory
- * is emptied and put in the error state; its worker exits for good.
+ * their shared lock.
+ *
+ * A record the index has no memory for (its own limit, from
+ * kvstore.topic_memory_limit, or kvstore.shared_memory for all topics) is
+ * not applied: the topic stops before it, in state FULL, and keeps what it
+ * holds for readers, its lag growing as the log goes on.  Nothing is
+ * emptied, neither this topic nor another.  The worker pauses the
+ * partition and seeks back to that record, then tries again when the
+ * configuration is reloaded, and every KV_FULL_RETRY_SECONDS, since other
+ * topics may have freed memory; once the record fits, the topic goes on by
+ * itself.  Past 90% of its limit, or of kvstore.shared_memory, the worker
+ * warns in the server log.
  *
  * The launcher, a static worker, attaches the topics of kvstore.topics at
  * server start.
@@ -62,17 +72,29 @@
 /* Seconds before the postmaster restarts a worker that died */
 #define KV_RESTART_SECONDS 1
 
+/* Seconds between tries of a topic stopped for memory */
+#define KV_FULL_RETRY_SECONDS 10
+
 /* What applying a batch came to */
 typedef enum KvApplyResult
 {
 	KV_APPLIED,					/* all applied, position published */
 	KV_REBUILD,					/* the log changed under the index */
-	KV_OUT_OF_MEMORY			/* the index does not fit */
+	KV_FULL						/* a record does not fit: stopped before it */
 } KvApplyResult;
 
 static KvTopic *my_topic = NULL;
 static rd_kafka_t *my_consumer = NULL;
 static rd_kafka_queue_t *my_queue = NULL;	/* its consumer queue */
+
+/* While the topic is FULL: the record it stopped at, and the next try */
+static int64 full_at = -1;
+static TimestampTz full_retry_at = 0;
+static bool full_paused = false;	/* fetching paused until that try */
+static bool full_warned = false;	/* the stop was reported */
+
+/* The topic past 90% of its own limit was reported */
+static bool memory_warned = false;
 
 static void worker_exit(int code, Datum arg);
 static void worker_fail(const char *fmt,...) pg_attribute_printf(1, 2);
@@ -80,7 +102,13 @@ static rd_kafka_t *consumer_create(void);
 static void bootstrap_begin(int64 low, int64 high);
 static KvApplyResult apply_batch(rd_kafka_message_t **msgs, int n);
 static void publish(int64 position, bool at_eof);
-static void out_of_memory(void);
+static int64 wait_deadline(TimestampTz until);
+static void read_log_end(void);
+static void lock_index(void);
+static void apply_memory_limit(void);
+static void set_partition_paused(bool paused);
+static void stop_for_memory(void);
+static void check_memory_use(void);
 static bool bootstrapping(void);
 static int64 consumer_position(const char *name);
 
@@ -214,7 +242,7 @@ worker_exit(int code, Datum arg)
 
 	/* Readers wait for the next worker: the index is no longer followed */
 	LWLockReleaseAll();
-	LWLockAcquire(my_topic->lock, LW_EXCLUSIVE);
+	lock_index();
 	SpinLockAcquire(&my_topic->mutex);
 	my_topic->worker_pid = 0;
 	if (my_topic->state != KV_TOPIC_ERROR)
@@ -281,7 +309,7 @@ consumer_create(void)
 static void
 bootstrap_begin(int64 low, int64 high)
 {
-	LWLockAcquire(my_topic->lock, LW_EXCLUSIVE);
+	lock_index();
 	SpinLockAcquire(&my_topic->mutex);
 	my_topic->state = KV_TOPIC_BOOTSTRAP;
 	my_topic->generation++;
@@ -363,25 +391,160 @@ bootstrapping(void)
 	return result;
 }
 
-/* The index no longer fits: empty it and stop for good */
+/* Take the topic lock exclusively */
 static void
-out_of_memory(void)
+lock_index(void)
 {
 	LWLockAcquire(my_topic->lock, LW_EXCLUSIVE);
-	KvTopicSetError(my_topic, ERRCODE_OUT_OF_MEMORY,
-					"out of shared memory: the index of topic \"%s\" does not fit in kvstore.shared_memory (%d kB); raise it and restart the server",
-					my_topic->name, kvstore_shared_memory);
-	SpinLockAcquire(&my_topic->mutex);
-	my_topic->generation++;
-	SpinLockRelease(&my_topic->mutex);
-	KvIndexClear(KvShmemArea(), &my_topic->index);
+}
+
+/* Ask Kafka where the topic's log ends, for the lag kv_topics shows */
+static void
+read_log_end(void)
+{
+	int64_t		log_start;
+	int64_t		log_end;
+
+	if (rd_kafka_query_watermark_offsets(my_consumer, my_topic->name, 0,
+										 &log_start, &log_end,
+										 1000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		SpinLockAcquire(&my_topic->mutex);
+		my_topic->end_offset = Max(my_topic->end_offset, log_end);
+		SpinLockRelease(&my_topic->mutex);
+	}
+}
+
+/* Milliseconds until a time, at least 1 */
+static int64
+wait_deadline(TimestampTz until)
+{
+	long		secs;
+	int			usecs;
+
+	TimestampDifference(GetCurrentTimestamp(), until, &secs, &usecs);
+	return Max((int64) secs * 1000 + usecs / 1000, 1);
+}
+
+/*
+ * Give the index the limit kvstore.topic_memory_limit sets for the topic,
+ * and kvstore.shared_memory as the limit of all indexes together
+ */
+static void
+apply_memory_limit(void)
+{
+	uint64		limit;
+	uint64		held_limit = (uint64) kvstore_shared_memory * 1024;
+	const char *error;
+
+	/* The setting was checked when it was set */
+	if (!KvTopicMemoryLimit(kvstore_topic_memory_limit, my_topic->name,
+							&limit, &error))
+		limit = 0;
+	if (limit == my_topic->index.limit &&
+		held_limit == my_topic->index.held_limit)
+		return;
+	lock_index();
+	if (limit != my_topic->index.limit)
+		memory_warned = false;
+	my_topic->index.limit = limit;
+	my_topic->index.held_limit = held_limit;
 	LWLockRelease(my_topic->lock);
-	ereport(LOG,
-			(errcode(ERRCODE_OUT_OF_MEMORY),
-			 errmsg("kvstore stopped topic \"%s\": out of shared memory", my_topic->name),
-			 errhint("Raise kvstore.shared_memory (now %d kB) and restart the server.",
-					 kvstore_shared_memory)));
-	proc_exit(0);
+}
+
+/* Pause or resume fetching the topic's partition */
+static void
+set_partition_paused(bool paused)
+{
+	rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
+
+	rd_kafka_topic_partition_list_add(parts, my_topic->name, 0);
+	if (paused)
+		(void) rd_kafka_pause_partitions(my_consumer, parts);
+	else
+		(void) rd_kafka_resume_partitions(my_consumer, parts);
+	rd_kafka_topic_partition_list_destroy(parts);
+	full_paused = paused;
+}
+
+/*
+ * The topic stopped at full_at, a record its index has no memory for:
+ * publish what it applied, say why, and have the consumer fetch that
+ * record again at the next try.
+ */
+static void
+stop_for_memory(void)
+{
+	rd_kafka_topic_partition_list_t *parts;
+	rd_kafka_error_t *error;
+
+	publish(full_at, false);
+	set_partition_paused(true);
+	parts = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(parts, my_topic->name, 0)->offset = full_at;
+	error = rd_kafka_seek_partitions(my_consumer, parts, 5000);
+	rd_kafka_topic_partition_list_destroy(parts);
+	if (error != NULL)
+	{
+		char		message[KV_MAX_ERROR_TEXT];
+
+		snprintf(message, sizeof(message), "%s", rd_kafka_error_string(error));
+		rd_kafka_error_destroy(error);
+		worker_fail("could not seek back to offset " INT64_FORMAT ": %s",
+					full_at, message);
+	}
+	full_retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												KV_FULL_RETRY_SECONDS * 1000);
+	read_log_end();
+	if (!full_warned)
+	{
+		char		error_text[KV_MAX_ERROR_TEXT];
+
+		SpinLockAcquire(&my_topic->mutex);
+		strlcpy(error_text, my_topic->last_error, sizeof(error_text));
+		SpinLockRelease(&my_topic->mutex);
+		ereport(WARNING,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("kvstore topic \"%s\" stopped for memory at offset " INT64_FORMAT,
+						my_topic->name, full_at),
+				 errdetail("%s", error_text),
+				 errhint("Raise kvstore.topic_memory_limit or kvstore.shared_memory and reload the configuration; the topic serves reads meanwhile and goes on by itself.")));
+		full_warned = true;
+	}
+}
+
+/* Warn once past 90% of the topic's limit, or of kvstore.shared_memory */
+static void
+check_memory_use(void)
+{
+	uint64		bytes = my_topic->index.bytes;
+	uint64		limit = my_topic->index.limit;
+	uint64		area_limit = (uint64) kvstore_shared_memory * 1024;
+	uint64		held = KvShmemHeld();
+
+	if (limit != 0 && bytes >= limit / 10 * 9)
+	{
+		if (!memory_warned)
+			ereport(WARNING,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("kvstore topic \"%s\" holds %d%% of its memory limit",
+							my_topic->name, (int) (bytes * 100 / limit)),
+					 errdetail("Its index holds " UINT64_FORMAT " bytes of the " UINT64_FORMAT " that kvstore.topic_memory_limit allows it.",
+							   bytes, limit),
+					 errhint("At the limit the topic refuses new keys; raise kvstore.topic_memory_limit and reload the configuration.")));
+		memory_warned = true;
+	}
+	else if (limit == 0 || bytes < limit / 10 * 8)
+		memory_warned = false;
+
+	if (KvShmemWarnArea(held >= area_limit / 10 * 9, held < area_limit / 10 * 8))
+		ereport(WARNING,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("kvstore topics hold %d%% of kvstore.shared_memory",
+						(int) (held * 100 / area_limit)),
+				 errdetail("The indexes of all topics hold " UINT64_FORMAT " bytes of " UINT64_FORMAT "; topic \"%s\" holds " UINT64_FORMAT ".",
+						   held, area_limit, my_topic->name, bytes),
+				 errhint("A topic that finds no more memory stops; raise kvstore.shared_memory and reload the configuration.")));
 }
 
 /*
@@ -397,13 +560,13 @@ apply_batch(rd_kafka_message_t **msgs, int n)
 	int64		position = (int64) pg_atomic_read_u64(&my_topic->applied);
 	bool		at_eof = false;
 	bool		rebuild = false;
-	bool		oom = false;
+	bool		full = false;
 	uint64		applied = 0;
 	uint64		skipped = 0;
 	char		error[KV_MAX_ERROR_TEXT] = "";
 
-	LWLockAcquire(my_topic->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < n && !rebuild && !oom; i++)
+	lock_index();
+	for (int i = 0; i < n && !rebuild && !full; i++)
 	{
 		rd_kafka_message_t *m = msgs[i];
 		KvRecord	rec;
@@ -442,9 +605,33 @@ apply_batch(rd_kafka_message_t **msgs, int n)
 		rec = KvRecordFromBytes(m->key, m->key_len, m->payload, m->len,
 								m->payload == NULL);
 		if (!KvIndexApply(area, &my_topic->index, &rec, m->offset))
-			oom = true;
+		{
+			/* Not applied: stop before it */
+			full = true;
+			position = m->offset;
+		}
 		else
 			applied++;
+	}
+	if (full)
+	{
+		SpinLockAcquire(&my_topic->mutex);
+		my_topic->state = KV_TOPIC_FULL;
+		snprintf(my_topic->last_error, sizeof(my_topic->last_error),
+				 "out of memory at offset " INT64_FORMAT ": the index holds " UINT64_FORMAT " bytes, its limit is " UINT64_FORMAT " (0: none); all topics hold " UINT64_FORMAT " of kvstore.shared_memory (%d kB)",
+				 position, my_topic->index.bytes, my_topic->index.limit,
+				 KvShmemHeld(), kvstore_shared_memory);
+		SpinLockRelease(&my_topic->mutex);
+		full_at = position;
+	}
+	else if (full_at >= 0 && position > full_at)
+	{
+		/* The record it stopped at fitted: go on */
+		SpinLockAcquire(&my_topic->mutex);
+		my_topic->state = my_topic->bootstrap_end != 0 ?
+			KV_TOPIC_READY : KV_TOPIC_BOOTSTRAP;
+		my_topic->last_error[0] = '\0';
+		SpinLockRelease(&my_topic->mutex);
 	}
 	if (rebuild)
 	{
@@ -456,8 +643,15 @@ apply_batch(rd_kafka_message_t **msgs, int n)
 	}
 	LWLockRelease(my_topic->lock);
 
-	if (oom)
-		return KV_OUT_OF_MEMORY;
+	if (!full && full_at >= 0 && position > full_at)
+	{
+		ereport(LOG,
+				(errmsg("kvstore topic \"%s\" goes on: offset " INT64_FORMAT " fits now",
+						my_topic->name, full_at)));
+		full_at = -1;
+		full_warned = false;
+		ConditionVariableBroadcast(&my_topic->cv);
+	}
 
 	SpinLockAcquire(&my_topic->mutex);
 	my_topic->records += applied;
@@ -468,6 +662,9 @@ apply_batch(rd_kafka_message_t **msgs, int n)
 
 	if (rebuild)
 		return KV_REBUILD;
+	check_memory_use();
+	if (full)
+		return KV_FULL;
 	publish(position, at_eof);
 	return KV_APPLIED;
 }
@@ -551,6 +748,7 @@ kvstore_worker_main(Datum main_arg)
 		if (ShutdownRequestPending)
 			proc_exit(1);
 	}
+	apply_memory_limit();
 	bootstrap_begin(low, high);
 
 	/*
@@ -598,6 +796,29 @@ kvstore_worker_main(Datum main_arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			apply_memory_limit();
+			(void) KvShmemArea();	/* takes the new kvstore.shared_memory */
+			full_retry_at = 0;	/* a stopped topic tries again now */
+		}
+
+		/* Stopped for memory: the record it stopped at is fetched again */
+		if (full_paused)
+		{
+			long		wait_ms;
+
+			if (GetCurrentTimestamp() >= full_retry_at)
+				set_partition_paused(false);
+			else
+			{
+				/* Nothing is fetched: ask where the log ends, for the lag */
+				read_log_end();
+				wait_ms = (long) wait_deadline(full_retry_at);
+				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 Min(wait_ms, 1000L),
+								 KvWaitEvent(KV_WAIT_TOPIC_FULL));
+				ResetLatch(MyLatch);
+				continue;
+			}
 		}
 
 		n = rd_kafka_consume_batch_queue(my_queue, 0, msgs, KV_APPLY_BATCH);
@@ -607,8 +828,8 @@ kvstore_worker_main(Datum main_arg)
 
 			for (ssize_t i = 0; i < n; i++)
 				rd_kafka_message_destroy(msgs[i]);
-			if (result == KV_OUT_OF_MEMORY)
-				out_of_memory();
+			if (result == KV_FULL)
+				stop_for_memory();
 			if (result == KV_REBUILD)
 			{
 				char		error[KV_MAX_ERROR_TEXT];
@@ -625,9 +846,11 @@ kvstore_worker_main(Datum main_arg)
 		 * The position may have moved past transaction markers, which are
 		 * never delivered and so never announced on the pipe.  A log that
 		 * ends in one ends the bootstrap only this way: poll briskly until
-		 * the bootstrap is done.
+		 * the bootstrap is done.  A topic stopped for memory has applied
+		 * nothing past the record it stopped at.
 		 */
-		publish(consumer_position(name), false);
+		if (full_at < 0)
+			publish(consumer_position(name), false);
 
 		(void) WaitEventSetWait(waitset, bootstrapping() ? 10L : 1000L,
 								&event, 1, KvWaitEvent(KV_WAIT_WORKER_MAIN));

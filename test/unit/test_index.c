@@ -1401,7 +1401,7 @@ test_limit(dsa_area *area, KvIndex *index)
 	char		value[20000];
 	bool		ok = true;
 	int			n = 0;
-	IndexSnapshot s;
+	IndexSnapshot	s;
 
 	memset(value, 'v', sizeof(value));
 	KvIndexInit(index);

@@ -151,6 +151,10 @@ typedef struct KvTopic
 	char		name[KV_MAX_TOPIC_NAME + 1];	/* "" when the slot is free */
 	LWLock	   *lock;			/* protects index; worker holds it exclusively
 								 * while applying a batch */
+	LWLock	   *gate;			/* held exclusively by the worker while it
+								 * waits for lock, passed shared by readers
+								 * on their way to it: readers cannot keep
+								 * the worker out */
 	ConditionVariable cv;		/* broadcast when applied or state changes */
 	pg_atomic_uint64 applied;	/* next offset to apply: every record below
 								 * it is in the index */

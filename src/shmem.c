@@ -25,6 +25,11 @@
  * - KvTopic->lock guards the topic's index.  The topic's materializer is
  *   the only writer; it holds the lock exclusively while it applies one
  *   batch of records.  Readers hold it shared while they copy entries out.
+ * - KvTopic->gate keeps a stream of readers from holding the worker off:
+ *   the worker takes the gate exclusively, then the lock, then lets the
+ *   gate go; readers take the gate shared, then the lock, then let the
+ *   gate go.  A worker waiting for the lock so holds back new readers
+ *   until the ones inside are done.  Both take the gate first.
  * - KvTopic->mutex, a spinlock, guards the small status fields: state,
  *   generation, offsets, counters, last error.  Never hold it across
  *   anything that can fail or sleep.  The state leaves READY, and the
@@ -98,13 +103,13 @@ KvShmemSize(void)
  * KvShmemRequest
  *		Ask for the memory and the locks, from shmem_request_hook.
  *
- * One lock guards the slot table, one per slot guards a topic's index.
+ * One lock guards the slot table, two per slot guard a topic's index.
  */
 void
 KvShmemRequest(void)
 {
 	RequestAddinShmemSpace(KvShmemSize());
-	RequestNamedLWLockTranche(KV_TRANCHE_NAME, kvstore_max_topics + 1);
+	RequestNamedLWLockTranche(KV_TRANCHE_NAME, 2 * kvstore_max_topics + 1);
 }
 
 /*
@@ -138,7 +143,8 @@ KvShmemStartup(void)
 			KvTopic    *topic = &kv_shared->topics[i];
 
 			memset(topic, 0, sizeof(KvTopic));
-			topic->lock = &locks[i + 1].lock;
+			topic->lock = &locks[2 * i + 1].lock;
+			topic->gate = &locks[2 * i + 2].lock;
 			ConditionVariableInit(&topic->cv);
 			pg_atomic_init_u64(&topic->applied, 0);
 			pg_atomic_init_u64(&topic->incarnation, 1);

@@ -436,7 +436,10 @@ KvTopicLockForRead(KvTopicRef *ref)
 		uint64		generation;
 		bool		was_ready;
 
+		/* Behind a worker that waits for the lock, not before it */
+		LWLockAcquire(topic->gate, LW_SHARED);
 		LWLockAcquire(topic->lock, LW_SHARED);
+		LWLockRelease(topic->gate);
 		SpinLockAcquire(&topic->mutex);
 		state = topic->state;
 		generation = topic->generation;

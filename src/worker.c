@@ -391,11 +391,13 @@ bootstrapping(void)
 	return result;
 }
 
-/* Take the topic lock exclusively */
+/* Take the topic lock exclusively, through the gate that holds readers back */
 static void
 lock_index(void)
 {
+	LWLockAcquire(my_topic->gate, LW_EXCLUSIVE);
 	LWLockAcquire(my_topic->lock, LW_EXCLUSIVE);
+	LWLockRelease(my_topic->gate);
 }
 
 /* Ask Kafka where the topic's log ends, for the lag kv_topics shows */

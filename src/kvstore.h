@@ -475,6 +475,7 @@ extern void KvShmemStartup(void);
 extern dsa_area *KvShmemArea(void);
 extern uint64 KvShmemHeld(void);
 extern bool KvShmemWarnArea(bool over, bool under);
+extern uint32 KvShmemTxnIdGeneration(int slot, bool advance, uint32 advance_from);
 extern KvTopic *KvTopicFind(const char *name, uint64 *incarnation);
 extern KvTopic *KvTopicClaim(const char *name, bool *claimed);
 extern void KvTopicRelease(KvTopic *topic);

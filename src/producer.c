@@ -58,6 +58,13 @@
 #define KV_INIT_TIMEOUT_MS 10000
 
 /*
+ * Longest the broker may keep answering that the last transaction of a
+ * transactional id is still being ended before the producer moves to a
+ * new id (see init_transactions)
+ */
+#define KV_BUSY_ID_MS 1000
+
+/*
  * kvstore.transaction_timeout: longest a Kafka transaction may stay open.
  * The broker aborts it after this, should a crashed backend leave one open
  * and no backend take its slot; a statement's records must be delivered
@@ -110,8 +117,10 @@ static uint64 last_request = 0;
 static void kv_dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
 						 void *opaque);
 static rd_kafka_t *get_producer(bool transactional);
-static void transactional_id(char *buf, size_t size);
-static void init_transactions(rd_kafka_t *rk);
+static int	backend_slot(void);
+static void transactional_id(char *buf, size_t size, uint32 generation);
+static bool init_transactions(rd_kafka_t *rk, TimestampTz deadline);
+static rd_kafka_t *new_producer(bool transactional, uint32 generation);
 static void destroy_producer(rd_kafka_t **slot);
 static void release_topic(void);
 static void drop_if_fatal(void);
@@ -145,51 +154,64 @@ kv_dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 		cur.max_offset = rkm->offset;
 }
 
+/* This backend's slot number */
+static int
+backend_slot(void)
+{
+#if PG_VERSION_NUM >= 170000
+	return MyProcNumber;
+#else
+	return MyBackendId;
+#endif
+}
+
 /*
  * The transactional id of this backend: stable per server and backend
  * slot, so that the next producer of the slot fences the previous one.
  * Clones and physical standbys share the system identifier: the host,
- * port and data directory tell them apart.
+ * port and data directory tell them apart.  A slot whose id had to move on
+ * (see init_transactions) carries the generation it moved to.
  */
 static void
-transactional_id(char *buf, size_t size)
+transactional_id(char *buf, size_t size, uint32 generation)
 {
 	char		host[256] = "";
 	char		where[MAXPGPATH + 300];
 	uint64		server;
+	int			len;
 
 	(void) gethostname(host, sizeof(host) - 1);
 	snprintf(where, sizeof(where), "%s:%d:%s", host, PostPortNumber, DataDir);
 	server = hash_bytes_extended((const unsigned char *) where, strlen(where), 0);
-	snprintf(buf, size, "kvstore-" UINT64_FORMAT "-%016llx-%d",
-			 GetSystemIdentifier(), (unsigned long long) server,
-#if PG_VERSION_NUM >= 170000
-			 MyProcNumber
-#else
-			 MyBackendId
-#endif
-		);
+	len = snprintf(buf, size, "kvstore-" UINT64_FORMAT "-%016llx-%d",
+				   GetSystemIdentifier(), (unsigned long long) server,
+				   backend_slot());
+	if (generation > 0 && len > 0 && (size_t) len < size)
+		snprintf(buf + len, size - len, "-%u", generation);
 }
 
 /*
  * Start the transactional producer in short tries, so cancel is served,
- * for at most KV_INIT_TIMEOUT_MS or kvstore.write_timeout if shorter
+ * until the deadline.
+ *
+ * Returns false when the broker kept answering that the id's last
+ * transaction is still being ended for KV_BUSY_ID_MS: the transaction is
+ * decided (the broker ends it by itself, fencing its producer), but
+ * ending it can take long, for instance while a partition it wrote to has
+ * no leader, and must not hold every later write of this slot.  The
+ * caller then moves to a new id.
  */
-static void
-init_transactions(rd_kafka_t *rk)
+static bool
+init_transactions(rd_kafka_t *rk, TimestampTz deadline)
 {
-	int			timeout = KV_INIT_TIMEOUT_MS;
-	TimestampTz deadline;
+	TimestampTz busy_since = 0;
 	rd_kafka_error_t *error;
-
-	if (kvstore_write_timeout > 0 && kvstore_write_timeout < timeout)
-		timeout = kvstore_write_timeout;
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout);
 
 	while ((error = rd_kafka_init_transactions(rk, KV_POLL_MS)) != NULL)
 	{
 		char		detail[512];
 		rd_kafka_resp_err_t code = rd_kafka_error_code(error);
+		TimestampTz now = GetCurrentTimestamp();
 
 		/*
 		 * A coordinator that is loading or moving answers at once, and so
@@ -202,10 +224,24 @@ init_transactions(rd_kafka_t *rk)
 			code == RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE ||
 			code == RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS;
 
+		if (code == RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS)
+		{
+			if (busy_since == 0)
+				busy_since = now;
+			else if (TimestampDifferenceExceeds(busy_since, now, KV_BUSY_ID_MS) &&
+					 now < deadline && !InterruptPending)
+			{
+				rd_kafka_error_destroy(error);
+				return false;
+			}
+		}
+		else
+			busy_since = 0;
+
 		if ((code == RD_KAFKA_RESP_ERR__TIMED_OUT || coordinator_busy) &&
 			(rd_kafka_error_is_retriable(error) || coordinator_busy) &&
 			!rd_kafka_error_is_fatal(error) &&
-			GetCurrentTimestamp() < deadline &&
+			now < deadline &&
 			!InterruptPending)
 		{
 			rd_kafka_error_destroy(error);
@@ -227,21 +263,69 @@ init_transactions(rd_kafka_t *rk)
 						kvstore_brokers),
 				 errdetail_internal("%s", detail)));
 	}
+	return true;
+}
+
+/* A new producer, transactional with the id of the given generation */
+static rd_kafka_t *
+new_producer(bool transactional, uint32 generation)
+{
+	rd_kafka_conf_t *conf;
+	rd_kafka_t *rk;
+	char		errstr[512];
+	char		value[128];
+
+	conf = KvKafkaConfNew(transactional ? "txn" : "producer");
+	KvKafkaConfSet(conf, "enable.idempotence", "true");
+	KvKafkaConfSet(conf, "acks", "all");
+	/*
+	 * No lingering: a write hands all its records over before it waits, so
+	 * they leave in one request anyway, and a transaction's records wait
+	 * for the partition's registration with the transaction meanwhile.
+	 */
+	KvKafkaConfSet(conf, "linger.ms", "0");
+	if (transactional)
+	{
+		transactional_id(value, sizeof(value), generation);
+		KvKafkaConfSet(conf, "transactional.id", value);
+		kv_txn_producer_timeout = kvstore_transaction_timeout;
+		snprintf(value, sizeof(value), "%d", kvstore_transaction_timeout);
+		KvKafkaConfSet(conf, "transaction.timeout.ms", value);
+		KvKafkaConfSet(conf, "message.timeout.ms", value);
+	}
+	else
+	{
+		/* Writes give up at kvstore.write_timeout; this is a backstop */
+		KvKafkaConfSet(conf, "message.timeout.ms", "300000");
+	}
+	rd_kafka_conf_set_dr_msg_cb(conf, kv_dr_msg_cb);
+
+	rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+	if (rk == NULL)
+	{
+		rd_kafka_conf_destroy(conf);
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("could not create a Kafka producer"),
+				 errdetail_internal("%s", errstr)));
+	}
+	rd_kafka_set_log_queue(rk, NULL);
+	return rk;
 }
 
 /*
  * The producer of this backend, created on first use.
  *
  * A change of kvstore.brokers or kvstore.kafka_settings replaces the
- * producers.
+ * producers.  The transactional producer starts within KV_INIT_TIMEOUT_MS,
+ * or kvstore.write_timeout if shorter.
  */
 static rd_kafka_t *
 get_producer(bool transactional)
 {
 	rd_kafka_t **slot = transactional ? &kv_txn_producer : &kv_producer;
-	rd_kafka_conf_t *conf;
-	char		errstr[512];
-	char		value[128];
+	int			timeout = KV_INIT_TIMEOUT_MS;
+	TimestampTz deadline;
 
 	if (kv_producer_settings != NULL && !KvKafkaSettingsAre(kv_producer_settings))
 	{
@@ -263,50 +347,27 @@ get_producer(bool transactional)
 		RegisterSubXactCallback(kv_subxact_callback, NULL);
 		kv_callbacks_registered = true;
 	}
-
-	conf = KvKafkaConfNew(transactional ? "txn" : "producer");
-	KvKafkaConfSet(conf, "enable.idempotence", "true");
-	KvKafkaConfSet(conf, "acks", "all");
-	/*
-	 * No lingering: a write hands all its records over before it waits, so
-	 * they leave in one request anyway, and a transaction's records wait
-	 * for the partition's registration with the transaction meanwhile.
-	 */
-	KvKafkaConfSet(conf, "linger.ms", "0");
-	if (transactional)
-	{
-		transactional_id(value, sizeof(value));
-		KvKafkaConfSet(conf, "transactional.id", value);
-		kv_txn_producer_timeout = kvstore_transaction_timeout;
-		snprintf(value, sizeof(value), "%d", kvstore_transaction_timeout);
-		KvKafkaConfSet(conf, "transaction.timeout.ms", value);
-		KvKafkaConfSet(conf, "message.timeout.ms", value);
-	}
-	else
-	{
-		/* Writes give up at kvstore.write_timeout; this is a backstop */
-		KvKafkaConfSet(conf, "message.timeout.ms", "300000");
-	}
-	rd_kafka_conf_set_dr_msg_cb(conf, kv_dr_msg_cb);
-
-	*slot = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-	if (*slot == NULL)
-	{
-		rd_kafka_conf_destroy(conf);
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_ERROR),
-				 errmsg("could not create a Kafka producer"),
-				 errdetail_internal("%s", errstr)));
-	}
-	conf = NULL;				/* now owned by the producer */
-	rd_kafka_set_log_queue(*slot, NULL);
-
 	if (kv_producer_settings == NULL)
 		kv_producer_settings = KvKafkaSettingsNow();
 
-	if (transactional)
-		init_transactions(*slot);
-	return *slot;
+	if (kvstore_write_timeout > 0 && kvstore_write_timeout < timeout)
+		timeout = kvstore_write_timeout;
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout);
+	for (;;)
+	{
+		uint32		generation = KvShmemTxnIdGeneration(backend_slot(), false, 0);
+
+		*slot = new_producer(transactional, generation);
+		if (!transactional || init_transactions(*slot, deadline))
+			return *slot;
+
+		/* The id's last transaction is still being ended: move on */
+		destroy_producer(slot);
+		(void) KvShmemTxnIdGeneration(backend_slot(), true, generation);
+		ereport(LOG,
+				(errmsg("kvstore moves backend slot %d to a new Kafka transactional id: the last transaction of its id is still being ended",
+						backend_slot())));
+	}
 }
 
 /* Destroy a producer, dropping its undelivered records */
@@ -499,8 +560,12 @@ wait_delivered(void)
 		{
 			const char *last_log = KvKafkaLastLog();
 
-			/* Records not yet sent never will be */
-			rd_kafka_purge(cur.rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_NON_BLOCKING);
+			/*
+			 * Records not yet sent never will be.  The purge blocks until
+			 * librdkafka's threads have dropped them: a purge left to them
+			 * could catch the records of the next write.
+			 */
+			rd_kafka_purge(cur.rk, RD_KAFKA_PURGE_F_QUEUE);
 			ereport(ERROR,
 					(errcode(ERRCODE_QUERY_CANCELED),
 					 errmsg("timed out waiting for Kafka to acknowledge a write to topic \"%s\"",

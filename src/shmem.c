@@ -39,9 +39,13 @@
  * - KvTopic->incarnation is atomic: it changes, under KvShared->lock held
  *   exclusively, whenever the slot is claimed or freed.  A backend keeps
  *   the incarnation it found a topic in and checks it after every wait.
- * - KvTopic->applied is atomic: the worker advances it after the records
- *   below it are in the index and the topic lock is released; then it
- *   broadcasts KvTopic->cv.  Waiters read it without any lock.
+ * - KvTopic->applied is atomic: the worker advances it while it still
+ *   holds the topic lock, once the records below it are in the index, and
+ *   broadcasts KvTopic->cv after releasing the lock.  Waiters read it
+ *   without any lock; a reader holding the lock shared reads an offset
+ *   that matches the index.
+ * - The generations of the transactional ids, one per backend slot, are
+ *   atomics in their own block (see KvShmemTxnIdGeneration).
  *
  * IDENTIFICATION
  *		  src/shmem.c
@@ -80,6 +84,13 @@ typedef struct KvShared
 } KvShared;
 
 static KvShared *kv_shared = NULL;
+
+/*
+ * The generation of each backend slot's transactional id, indexed by the
+ * slot number: the id moves on when its last transaction cannot be ended
+ * (see producer.c)
+ */
+static pg_atomic_uint32 *kv_txn_generations = NULL;
 static dsa_area *kv_area = NULL;
 
 /* The kvstore.shared_memory (kB) this process last applied to the area */
@@ -99,6 +110,13 @@ KvShmemSize(void)
 							 mul_size(kvstore_max_topics, sizeof(KvTopic))));
 }
 
+/* Backend slots numbered below this have a transactional id generation */
+static int
+txn_slots(void)
+{
+	return MaxBackends + 1;
+}
+
 /*
  * KvShmemRequest
  *		Ask for the memory and the locks, from shmem_request_hook.
@@ -109,6 +127,7 @@ void
 KvShmemRequest(void)
 {
 	RequestAddinShmemSpace(KvShmemSize());
+	RequestAddinShmemSpace(MAXALIGN(mul_size(txn_slots(), sizeof(pg_atomic_uint32))));
 	RequestNamedLWLockTranche(KV_TRANCHE_NAME, 2 * kvstore_max_topics + 1);
 }
 
@@ -126,6 +145,13 @@ KvShmemStartup(void)
 	LWLockPadded *locks;
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+
+	kv_txn_generations = ShmemInitStruct("kvstore transactional ids",
+										 mul_size(txn_slots(), sizeof(pg_atomic_uint32)),
+										 &found);
+	if (!found)
+		for (int i = 0; i < txn_slots(); i++)
+			pg_atomic_init_u32(&kv_txn_generations[i], 0);
 
 	kv_shared = ShmemInitStruct("kvstore", KvShmemSize(), &found);
 	locks = GetNamedLWLockTranche(KV_TRANCHE_NAME);
@@ -218,6 +244,28 @@ KvShmemWarnArea(bool over, bool under)
 	if (under)
 		pg_atomic_write_u32(&kv_shared->area_warned, 0);
 	return over && pg_atomic_exchange_u32(&kv_shared->area_warned, 1) == 0;
+}
+
+/*
+ * KvShmemTxnIdGeneration
+ *		The generation of the transactional id of backend slot `slot`; with
+ *		`advance_from`, first move it on from that generation (unless
+ *		another backend of the slot already did).
+ *
+ * Slots out of range keep generation 0.
+ */
+uint32
+KvShmemTxnIdGeneration(int slot, bool advance, uint32 advance_from)
+{
+	uint32		expected = advance_from;
+
+	KvCheckLoaded();
+	if (slot < 0 || slot >= txn_slots())
+		return 0;
+	if (advance)
+		(void) pg_atomic_compare_exchange_u32(&kv_txn_generations[slot],
+											  &expected, advance_from + 1);
+	return pg_atomic_read_u32(&kv_txn_generations[slot]);
 }
 
 /*

@@ -11,9 +11,9 @@
  * applied everything
  * up to that point the topic is READY and reads and writes proceed.  Then
  * it keeps consuming: each batch of records is applied under one
- * exclusive hold of the topic lock, after which the worker advances the
- * topic's applied offset and broadcasts its condition variable, waking the
- * writers that wait for their offsets.
+ * exclusive hold of the topic lock, during which the worker also advances
+ * the topic's applied offset; after it, the worker broadcasts the topic's
+ * condition variable, waking the writers that wait for their offsets.
  *
  * The worker sleeps on a WaitEventSet holding its latch, postmaster death
  * and a pipe that librdkafka writes to when the consumer queue turns
@@ -101,7 +101,7 @@ static void worker_fail(const char *fmt,...) pg_attribute_printf(1, 2);
 static rd_kafka_t *consumer_create(void);
 static void bootstrap_begin(int64 low, int64 high);
 static KvApplyResult apply_batch(rd_kafka_message_t **msgs, int n);
-static void publish(int64 position, bool at_eof);
+static void publish(int64 position, bool at_eof, bool advanced);
 static int64 wait_deadline(TimestampTz until);
 static void read_log_end(void);
 static void lock_index(void);
@@ -327,19 +327,20 @@ bootstrap_begin(int64 low, int64 high)
 	pg_atomic_write_u64(&my_topic->applied, 0);
 	LWLockRelease(my_topic->lock);
 
-	publish(low, high <= low);
+	publish(low, high <= low, false);
 }
 
 /*
  * Publish the position reached: every record below it is applied.
  *
  * Ends the bootstrap once the position reaches its target, then wakes the
- * waiters.
+ * waiters; `advanced` says the caller already advanced the applied offset
+ * to the position, under the topic lock.
  */
 static void
-publish(int64 position, bool at_eof)
+publish(int64 position, bool at_eof, bool advanced)
 {
-	bool		changed = false;
+	bool		changed = advanced;
 
 	if (position > (int64) pg_atomic_read_u64(&my_topic->applied))
 	{
@@ -480,7 +481,7 @@ stop_for_memory(void)
 	rd_kafka_topic_partition_list_t *parts;
 	rd_kafka_error_t *error;
 
-	publish(full_at, false);
+	publish(full_at, false, false);
 	set_partition_paused(true);
 	parts = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(parts, my_topic->name, 0)->offset = full_at;
@@ -563,6 +564,7 @@ apply_batch(rd_kafka_message_t **msgs, int n)
 	bool		at_eof = false;
 	bool		rebuild = false;
 	bool		full = false;
+	bool		advanced = false;
 	uint64		applied = 0;
 	uint64		skipped = 0;
 	char		error[KV_MAX_ERROR_TEXT] = "";
@@ -643,6 +645,15 @@ apply_batch(rd_kafka_message_t **msgs, int n)
 		my_topic->generation++;
 		SpinLockRelease(&my_topic->mutex);
 	}
+	else if (!full && position > (int64) pg_atomic_read_u64(&my_topic->applied))
+	{
+		/*
+		 * Before the lock is let go: a reader holding it finds the offset
+		 * that matches the index (kv_checksum pairs them)
+		 */
+		pg_atomic_write_u64(&my_topic->applied, position);
+		advanced = true;
+	}
 	LWLockRelease(my_topic->lock);
 
 	if (!full && full_at >= 0 && position > full_at)
@@ -667,7 +678,7 @@ apply_batch(rd_kafka_message_t **msgs, int n)
 	check_memory_use();
 	if (full)
 		return KV_FULL;
-	publish(position, at_eof);
+	publish(position, at_eof, advanced);
 	return KV_APPLIED;
 }
 
@@ -852,7 +863,7 @@ kvstore_worker_main(Datum main_arg)
 		 * nothing past the record it stopped at.
 		 */
 		if (full_at < 0)
-			publish(consumer_position(name), false);
+			publish(consumer_position(name), false, false);
 
 		(void) WaitEventSetWait(waitset, bootstrapping() ? 10L : 1000L,
 								&event, 1, KvWaitEvent(KV_WAIT_WORKER_MAIN));

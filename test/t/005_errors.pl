@@ -65,11 +65,6 @@ for my $try (1 .. 5)
 	{
 		my $err = kv_fails($node, $sql);
 		next if $err =~ /^no error/;
-		# A batch refused by the broker can leave its backend slot's
-		# transactional id busy for the next backend in that slot, whose
-		# batch then cannot start (HV000, "concurrent operation on the same
-		# transaction"): a known limit, not what this checks
-		next if $err =~ /ERROR:  HV000: could not start a Kafka transaction producer/;
 		if ($err =~ /ERROR:  HV000: could not write to topic "$stamped"\nDETAIL:  Kafka did not store the write: Broker: Invalid timestamp\./)
 		{
 			push @refusals, $sql;

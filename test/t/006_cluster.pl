@@ -50,6 +50,71 @@ is($node->safe_psql('postgres', "SELECT kv_put('$strict', 'first', '1')"),
 	'0', 'a write that needs all three replicas, all up');
 
 # ===================================================================
+# a transactional id held by a transaction that cannot be ended yet
+# ===================================================================
+# A statement's transaction wrote to a topic whose one replica is on a
+# broker that then stops, and its backend is terminated: Kafka ends the
+# transaction by itself, but cannot write the abort to the topic until
+# that broker returns, and meanwhile refuses to start a producer with the
+# same transactional id.  The next backend in the slot moves on to a new
+# id instead of failing.
+my $other = kv_topic('other');
+is($node->safe_psql('postgres', "SELECT kv_put_many('$other', ARRAY['batch'], ARRAY['0'])"),
+	'0', 'a batch creates a topic of three replicas and starts the transaction coordinator');
+my $coordinator = kv_partition($brokers, '__transaction_state')->{leader};
+my $other_leader = kv_partition($brokers, $other)->{leader};
+my ($lone_broker) = grep { $_ != $coordinator && $_ != $other_leader } 1 .. 3;
+my $lone = kv_topic('lone');
+kv_kafka('topics', $dir, '--create', '--topic', $lone, '--replica-assignment', $lone_broker,
+	'--config', 'cleanup.policy=compact');
+$node->safe_psql(
+	'postgres', qq{
+CREATE SERVER cluster FOREIGN DATA WRAPPER kvstore;
+CREATE FOREIGN TABLE lone (key text, value text) SERVER cluster OPTIONS (topic '$lone');
+SELECT kv_sync('$lone');});
+
+my $held = kv_session($node);
+my $held_pid = kv_query($held, 'SELECT pg_backend_pid()');
+kv_send($held,
+	"INSERT INTO lone SELECT 'k' || g, 'v' FROM generate_series(1, 2) g WHERE g = 1 OR pg_sleep(600) IS NULL"
+);
+# The first row is sent, with the topic added to the transaction
+my ($stable, $last, $tries) = ('', '', 0);
+until ($last =~ /^0$/m || $tries++ > 300)
+{
+	IPC::Run::run(
+		[
+			'kcat', '-C', '-b', $brokers, '-t', $lone, '-p', '0', '-o', 'beginning', '-c', '1',
+			'-e', '-q', '-X', 'isolation.level=read_uncommitted', '-f', '%o\n'
+		],
+		'>', \$last, '2>', \$stable);
+	Time::HiRes::usleep(100_000) unless $last =~ /^0$/m;
+}
+like($last, qr/^0$/m, "the statement's first row is in the topic (uncommitted)");
+kv_kafka('stop-node', $dir, $lone_broker);
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($held_pid)");
+$node->poll_query_until('postgres',
+	"SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $held_pid)")
+  or die 'the backend did not exit';
+$held->{run}->finish;
+
+my $log_offset = -s $node->logfile;
+my ($next_ret, $next_out, $next_err) = $node->psql('postgres',
+	"SET kvstore.write_timeout = '8s'; SELECT kv_put_many('$other', ARRAY['next'], ARRAY['1']) > 0; SELECT kv_get('$other', 'next')"
+);
+is($next_ret, 0, 'a batch of the next backend in the slot succeeds while the broker is away')
+  or diag($next_err);
+is($next_out, "t\n1", 'and is read back');
+like(slurp_file($node->logfile, $log_offset),
+	qr/LOG:  kvstore moves backend slot \d+ to a new Kafka transactional id: the last transaction of its id is still being ended/,
+	'it moved to a new transactional id');
+
+kv_kafka('start-node', $dir, $lone_broker);
+ok(kv_in_sync($brokers, $lone), "broker $lone_broker is back");
+is($node->safe_psql('postgres', "SELECT kv_put('$lone', 'after', 'x') > 0; SELECT count(*) FROM kv_scan('$lone')"),
+	"t\n1", 'the terminated statement left nothing in the topic, and it takes writes again');
+
+# ===================================================================
 # the leader stops
 # ===================================================================
 my $leader = kv_partition($brokers, $topic)->{leader};

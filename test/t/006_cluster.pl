@@ -70,8 +70,10 @@ kv_kafka('topics', $dir, '--create', '--topic', $lone, '--replica-assignment', $
 $node->safe_psql(
 	'postgres', qq{
 CREATE SERVER cluster FOREIGN DATA WRAPPER kvstore;
-CREATE FOREIGN TABLE lone (key text, value text) SERVER cluster OPTIONS (topic '$lone');
-SELECT kv_sync('$lone');});
+CREATE FOREIGN TABLE lone (key text, value text) SERVER cluster OPTIONS (topic '$lone');});
+# The brokers learn of the new topic one by one
+$node->poll_query_until('postgres', "SELECT kv_sync('$lone') = 0")
+  or die "topic $lone was not attached";
 
 my $held = kv_session($node);
 my $held_pid = kv_query($held, 'SELECT pg_backend_pid()');
@@ -138,6 +140,25 @@ like( kv_fails($node, "SET kvstore.write_timeout = '2s'; SELECT kv_put('$strict'
 	'a write Kafka does not acknowledge within kvstore.write_timeout says it may still be stored');
 is($node->safe_psql('postgres', "SELECT kv_get('$strict', 'first')"),
 	'1', 'reads are served from this server meanwhile');
+
+# A write that timed out drops what it had not sent before it returns:
+# the next write of the backend goes out
+is( $node->safe_psql(
+		'postgres', qq{
+DO \$\$
+BEGIN
+	FOR i IN 1..20 LOOP
+		BEGIN
+			PERFORM set_config('kvstore.write_timeout', '200ms', true);
+			PERFORM kv_put('$strict', 'lost', 'x');
+		EXCEPTION WHEN query_canceled THEN NULL;
+		END;
+		PERFORM kv_put('$other', 'next', i::text);
+	END LOOP;
+END \$\$;
+SELECT kv_get('$other', 'next')}),
+	'20',
+	'each write right after a timed-out one succeeds');
 
 $node->restart;
 is( $node->safe_psql(

@@ -120,6 +120,14 @@ SELECT kv_sync(:'o') AS sync, kv_sync(:'o') AS sync_again;
 SELECT applied_offset, end_offset, lag, keys, records, writes
 FROM kv_topics WHERE topic = :'o';
 
+-- kv_memory: the indexes of all topics together
+SELECT m.bytes = (SELECT sum(bytes) FROM kv_topics) AS bytes_add_up,
+       m.memory_limit = pg_size_bytes(current_setting('kvstore.shared_memory')) AS limit_is_setting,
+       m.headroom = m.memory_limit - m.bytes AS headroom_is_rest,
+       m.topics = (SELECT count(*) FROM kv_topics) AS topics_attached,
+       m.max_topics = current_setting('kvstore.max_topics')::int AS slots
+FROM kv_memory m;
+
 -- ===================================================================
 -- writes are not part of the transaction: ROLLBACK does not undo them
 -- ===================================================================

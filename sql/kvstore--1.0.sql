@@ -146,6 +146,17 @@ AS 'MODULE_PATHNAME', 'kv_topics' LANGUAGE C VOLATILE;
 
 CREATE VIEW kv_topics AS SELECT * FROM kv_topics();
 
+CREATE FUNCTION kv_memory(
+    OUT bytes bigint,
+    OUT memory_limit bigint,
+    OUT headroom bigint,
+    OUT topics int,
+    OUT max_topics int)
+RETURNS record
+AS 'MODULE_PATHNAME', 'kv_memory' LANGUAGE C VOLATILE;
+
+CREATE VIEW kv_memory AS SELECT * FROM kv_memory();
+
 -- Nobody but the owner may use kvstore until granted: see the README
 REVOKE ALL ON FUNCTION
     kv_put(text, text, text), kv_put_bytea(text, bytea, bytea),
@@ -157,7 +168,7 @@ REVOKE ALL ON FUNCTION
     kv_scan(text, text, int), kv_scan_bytea(text, bytea, int),
     kv_range(text, text, text, int), kv_range_bytea(text, bytea, bytea, int),
     kv_create_topic(text), kv_checksum(text),
-    kv_topics(),
+    kv_topics(), kv_memory(),
     kvstore_fdw_handler(), kvstore_fdw_validator(text[], oid)
 FROM PUBLIC;
-REVOKE ALL ON kv_topics FROM PUBLIC;
+REVOKE ALL ON kv_topics, kv_memory FROM PUBLIC;

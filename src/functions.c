@@ -618,3 +618,45 @@ kv_topics(PG_FUNCTION_ARGS)
 	}
 	return (Datum) 0;
 }
+
+/*
+ * kv_memory
+ *		The shared memory of all indexes together: what the allocator holds
+ *		for them, kvstore.shared_memory, what is left, and the topic slots
+ *		in use.
+ */
+PG_FUNCTION_INFO_V1(kv_memory);
+Datum
+kv_memory(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[5];
+	bool		nulls[5] = {0};
+	uint64		limit = (uint64) kvstore_shared_memory * 1024;
+	uint64		held;
+	int			slots = 0;
+	int			used = 0;
+	KvTopic    *topic;
+
+	KvCheckLoaded();
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	for (; (topic = KvTopicByIndex(slots)) != NULL; slots++)
+	{
+		bool		attached;
+
+		SpinLockAcquire(&topic->mutex);
+		attached = topic->state != KV_TOPIC_FREE && topic->name[0] != '\0';
+		SpinLockRelease(&topic->mutex);
+		if (attached)
+			used++;
+	}
+	held = KvShmemHeld();
+	values[0] = Int64GetDatum((int64) held);
+	values[1] = Int64GetDatum((int64) limit);
+	values[2] = Int64GetDatum(held < limit ? (int64) (limit - held) : 0);
+	values[3] = Int32GetDatum(used);
+	values[4] = Int32GetDatum(slots);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}

@@ -693,9 +693,9 @@ KvProducerCommit(void)
  *		Abort the write in progress, if any: its open transaction, so that
  *		none of its records reaches readers.
  *
- * Called on every exit path, so it never raises an error: a producer
- * whose abort fails is destroyed, and the next producer of this backend
- * slot fences its transaction.
+ * Called on every exit path, so it never raises an error.  The producer
+ * is destroyed: the next one of this backend slot fences its transaction
+ * if the abort failed.
  */
 void
 KvProducerAbort(void)
@@ -714,10 +714,16 @@ KvProducerAbort(void)
 
 		error = rd_kafka_abort_transaction(kv_txn_producer, KV_ABORT_TIMEOUT_MS);
 		if (error)
-		{
 			rd_kafka_error_destroy(error);
-			destroy_producer(&kv_txn_producer);
-		}
+
+		/*
+		 * Kafka answers the abort before it has written it to the topics
+		 * of the transaction, and holds the id's next transaction until it
+		 * has: for as long as a partition of them has no leader.  The next
+		 * write starts a new producer instead, which moves to a new id if
+		 * Kafka keeps holding this one (see init_transactions).
+		 */
+		destroy_producer(&kv_txn_producer);
 	}
 }
 

@@ -58,6 +58,8 @@ $load->stop;
 my $r = $load->verify('partition leader killed');
 my @unclear = grep {
 	!($_->[3] eq '57014' && $_->[4] =~ /timed out waiting for Kafka/
+		|| $_->[3] eq '57014' && $_->[4] =~ /timed out waiting for topic .* to apply offset \d+/
+		&& $_->[4] =~ /Kafka acknowledged the write at offset \d+/
 		|| $_->[3] =~ /^HV00[0N]$/ && $_->[4] =~ /(did not store|may (still )?be stored|may or may not)/
 		|| $_->[3] eq 'HV00N')
 } @{ $r->{failures} };

@@ -157,7 +157,7 @@ done
 # ---- the report
 {
 	echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-	echo "command: bench/brokers.sh $reps (KV_BENCH_SECONDS=$seconds, KV_BENCH_RESTORE=$restore_n)"
+	echo "command: KV_BENCH_SECONDS=$seconds KV_BENCH_RESTORE=$restore_n KV_BENCH_KAFKA=\"${versions[*]}\" bench/brokers.sh $reps"
 	echo "commit: $(git -C "$KV_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 	environment_lines
 	echo "load average (1 minute) after each repetition: $loads"

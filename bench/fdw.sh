@@ -118,7 +118,7 @@ sql "CREATE TABLE l_load (key text COLLATE \"C\" PRIMARY KEY, value text)"
 l_insert_s=$(seconds_of "INSERT INTO l_load SELECT 'row:' || g, md5(g::text) FROM generate_series(1, 1000000) g")
 
 echo
-echo "foreign table against ordinary table, $seconds s per run, one client ($(date -u +%Y-%m-%d))"
+echo "foreign table against ordinary table, $seconds s per run, one client, Kafka $KV_KAFKA_VERSION ($(date -u +%Y-%m-%d))"
 echo
 printf '| %-8s | %14s | %14s | %6s |\n' scenario "foreign (tps)" "ordinary (tps)" ratio
 printf '|%s|%s|%s|%s|\n' "----------" "----------------" "----------------" "--------"

@@ -30,13 +30,13 @@
 #
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../test/lib.sh"
+source "$KV_ROOT/bench/lib.sh"
 
 reps=${1:-3}
 seconds=${KV_BENCH_SECONDS:-10}
 restore_sizes=${KV_BENCH_RESTORE:-1000000 10000000}
 stamp=$(date -u +%Y-%m-%d-%H%M)
 out=${KV_BENCH_OUT:-$KV_ROOT/bench/results/$stamp}
-[ "$(id -u)" = 0 ] || { kv_log "run as root (it installs packages)"; exit 1; }
 
 work=""
 cleanup() {
@@ -47,67 +47,34 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-kv_install_packages
+kv_bench_prepare report
 dpkg-query -W -f='${Status}' gnuplot-nox 2>/dev/null | grep -q "ok installed" || {
 	kv_log "installing gnuplot-nox"
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnuplot-nox >/dev/null
 }
-kv_ensure_user
-kv_build
 kv_fetch_kafka
-work=$(kv_make_workdir report)
-mkdir -p "$work/pg" "$work/bin" "$out"
+mkdir -p "$work/pg" "$out"
 kv_user_kafka "$work"
 chown "$KV_USER" "$work/pg"
 
-# ---- baselines
-gcc -O2 -Wall -o "$work/bin/roundtrip" "$KV_ROOT/bench/roundtrip.c" -lrdkafka
-gcc -O2 -Wall -o "$work/bin/txn" "$KV_ROOT/bench/txn.c" -lrdkafka
+# ---- the Go baseline (roundtrip and txn are built)
 gocache=$KV_ROOT/bench/.go
 (cd "$KV_ROOT/bench/gokv" &&
 	GOPATH=$gocache/path GOMODCACHE=$gocache/mod GOCACHE=$gocache/cache GOFLAGS=-modcacherw \
 	go build -o "$work/bin/gokv" .)
 chmod -R a+rX "$work/bin"
 
-brokers=$(kv_kafka_start "$work/kafka" 1)
-port=$(kv_pg_start "$work/pg" "$brokers" "kvstore.shared_memory = '3GB'
+pgdir=$work/pg
+kafkadir=$work/kafka
+brokers=$(kv_kafka_start "$kafkadir" 1)
+port=$(kv_pg_start "$pgdir" "$brokers" "kvstore.shared_memory = '3GB'
 kvstore.max_topics = 32
 kvstore.auto_create_topics = on
 shared_buffers = '256MB'")
 
-sql() { kv_as_user psql -X -qAt -h "$work/pg" -p "$port" -U postgres -c "$1" postgres; }
-pgb() { kv_as_user pgbench -h "$work/pg" -p "$port" -U postgres -n "$@" postgres 2>&1; }
-tps() { grep -oE 'tps = [0-9.]+' | head -n 1 | cut -d' ' -f3; }
-# pgb_rate SIZE CLIENTS SCRIPT: records/s of SIZE records a call, from
-# pgbench's log of each call, each client's first call left out (it
-# creates the backend's Kafka producer: the first-call scenario measures
-# that); the clients' rates add up
-pgb_rate() {
-	local size=$1 clients=$2 script=$3
-	rm -f "$work"/ratelog*
-	(cd "$work" && kv_as_user pgbench -h "$work/pg" -p "$port" -U postgres -n -M prepared \
-		-f "$script" -T "$seconds" -c "$clients" -j $((clients < 2 ? 1 : 2)) -l \
-		--log-prefix="$work/ratelog" postgres >/dev/null 2>&1)
-	cat "$work"/ratelog.* | awk -v n="$size" '
-		{ if (seen[$1]++) { s[$1] += $3; c[$1]++ } }
-		END { for (k in s) r += c[k] * n / (s[k] / 1e6); printf "%.0f", r }'
-}
-# kafka_topic NAME: a compacted topic of one partition, as kvstore creates
-kafka_topic() {
-	kv_as_user env KAFKA_LIBS="$KV_USER_KAFKA_LIBS" "$KV_USER_KAFKA" topics "$work/kafka" \
-		--create --topic "$1" --partitions 1 --config cleanup.policy=compact >/dev/null
-}
-# median and p99 of numbers (µs) on stdin, in ms
-median() { sort -n | awk '{a[NR] = $1} END {printf "%.3f", a[int((NR + 1) / 2)] / 1000}'; }
-p99() { sort -n | awk '{a[NR] = $1} END {i = int(NR * 0.99); if (i < 1) i = 1; printf "%.3f", a[i] / 1000}'; }
-# records/s of a run of transactions of SIZE records from their µs on stdin
-rate_of() { awk -v n="$1" '{s += $1; c++} END {printf "%.0f", c * n / (s / 1e6)}'; }
-
 csv=$out/results.csv
 echo "scenario,system,repetition,value,unit" > "$csv"
-row() { echo "$1,$2,$3,$4,$5" >> "$csv"; kv_log "$1 / $2 / $3: $4 $5"; }
-file() { printf '%s\n' "$@" > "$work/$1.sql.tmp"; }
 
 sql "CREATE EXTENSION kvstore"
 for t in bench batch batch1000 many first; do
@@ -117,20 +84,11 @@ for t in raw-rt raw-txn raw-txn1000 raw-plain go-put go-batch raw-many go-txn; d
 	kafka_topic "$t"
 done
 
-cat > "$work/put.sql" <<'SQL'
-\set k random(1, 100000)
-SELECT kv_put('bench', 'key-' || lpad(:k::text, 8, '0'), 'value-' || lpad(:k::text, 8, '0'));
-SQL
+write_scripts
 cat > "$work/many.sql" <<'SQL'
 \set k random(0, 9999)
 SELECT kv_put_many('many', array(SELECT 'key-' || lpad((:k * 100 + g)::text, 8, '0') FROM generate_series(0, 99) g), array(SELECT 'value-' || lpad((:k * 100 + g)::text, 8, '0') FROM generate_series(0, 99) g));
 SQL
-for n in 100 1000; do
-	cat > "$work/batch$n.sql" <<SQL
-\\set k random(0, 999)
-SELECT kv_put_many('$([ $n = 100 ] && echo batch || echo batch1000)', array(SELECT 'key-' || lpad((:k * $n + g)::text, 8, '0') FROM generate_series(0, $n - 1) g), array(SELECT 'value-' || lpad((:k * $n + g)::text, 8, '0') FROM generate_series(0, $n - 1) g));
-SQL
-done
 chown -R "$KV_USER" "$work"
 
 # ---- scenarios; each prints its rows
@@ -138,10 +96,7 @@ chown -R "$KV_USER" "$work"
 # 1. one write, sequential: median and p99 of 2000
 scenario_put() {
 	local r=$1 lat
-	rm -f "$work"/putlog*
-	(cd "$work" && kv_as_user pgbench -h "$work/pg" -p "$port" -U postgres -n -M prepared \
-		-f "$work/put.sql" -t 2000 -c 1 -l --log-prefix="$work/putlog" postgres >/dev/null 2>&1)
-	lat=$(cat "$work"/putlog.* | awk '{print $3}')
+	lat=$(put_latencies)
 	row put_latency_median kvstore "$r" "$(median <<<"$lat")" ms
 	row put_latency_p99 kvstore "$r" "$(p99 <<<"$lat")" ms
 	lat=$(kv_as_user "$work/bin/roundtrip" "$brokers" raw-rt 2000)
@@ -157,12 +112,12 @@ scenario_batch() {
 	local r=$1 n t lat
 	for n in 100 1000; do
 		row "batch${n}_rate" kvstore "$r" "$(pgb_rate $n 1 "$work/batch$n.sql")" records/s
-		lat=$(kv_as_user "$work/bin/txn" "$brokers" "raw-txn$([ $n = 100 ] || echo 1000)" $n $((n == 100 ? 400 : 100)))
+		lat=$(txn_latencies $n "raw-txn$([ $n = 100 ] || echo 1000)")
 		row "batch${n}_rate" librdkafka_txn "$r" "$(rate_of $n <<<"$lat")" records/s
 		row "batch${n}_txn_median" librdkafka_txn "$r" "$(median <<<"$lat")" ms
-		lat=$(kv_as_user "$work/bin/txn" -f "$brokers" "raw-txn$([ $n = 100 ] || echo 1000)" $n $((n == 100 ? 400 : 100)))
+		lat=$(txn_latencies $n "raw-txn$([ $n = 100 ] || echo 1000)" -f)
 		row "batch${n}_rate" librdkafka_txn_flush "$r" "$(rate_of $n <<<"$lat")" records/s
-		lat=$(kv_as_user "$work/bin/txn" -p "$brokers" raw-plain $n $((n == 100 ? 400 : 100)))
+		lat=$(txn_latencies $n raw-plain -p)
 		row "batch${n}_rate" librdkafka_plain "$r" "$(rate_of $n <<<"$lat")" records/s
 		row "batch${n}_rate" go_plain "$r" "$(kv_as_user "$work/bin/gokv" batch "$brokers" go-batch $n "$seconds")" records/s
 	done
@@ -218,18 +173,13 @@ scenario_reads() {
 
 # 6. restore: a server restarts and replays a topic of N records
 scenario_restore() {
-	local r=$1 n topic start end
+	local r=$1 n topic first
 	for n in $restore_sizes; do
 		topic=restore-$n
-		kv_as_user "$KV_PGBIN/pg_ctl" -D "$work/pg/data" -w -m fast restart >/dev/null
-		start=$(date +%s.%N)
-		# the replay may outlast kvstore.write_timeout
-		sql "SET kvstore.write_timeout = 0; SELECT kv_get('$topic', 'key-00000000')" >/dev/null ||
-			{ kv_log "restore of $topic failed"; continue; }
-		end=$(date +%s.%N)
+		first=$(restore "$topic") || { kv_log "restore of $topic failed"; continue; }
 		row "restore${n}_seconds" kvstore "$r" \
 			"$(sql "SELECT extract(epoch FROM bootstrap_duration) FROM kv_topics WHERE topic = '$topic'")" s
-		row "restore${n}_first_read" kvstore "$r" "$(awk -v s="$start" -v e="$end" 'BEGIN {printf "%.3f", e - s}')" s
+		row "restore${n}_first_read" kvstore "$r" "$first" s
 		row "restore${n}_bytes_per_key" kvstore "$r" \
 			"$(sql "SELECT round(bytes::numeric / nullif(keys, 0), 1) FROM kv_topics WHERE topic = '$topic'")" bytes
 		if [ "$n" -le 1000000 ]; then
@@ -294,14 +244,8 @@ scenario_fdw() {
 	row fdw_copy_1m table "$r" "$(timed "COPY c_copy FROM '$work/copy.tsv';")" ms
 }
 
-# ---- warm-up: a broker just started runs its first requests before its
-# JIT compiler has caught up; every path is exercised for a while first
 kv_log "warming up"
-# (the first transaction also waits for the transaction coordinator to load)
-kv_as_user "$work/bin/txn" "$brokers" raw-txn 100 500 >/dev/null
-kv_as_user "$work/bin/roundtrip" "$brokers" raw-rt 2000 >/dev/null
-pgb -M prepared -f "$work/batch100.sql" -T 10 -c 1 >/dev/null
-pgb -M prepared -f "$work/put.sql" -T 10 -c 4 >/dev/null
+warm_up
 
 # ---- data for reads and restores
 kv_log "loading 100,000 keys for reads"
@@ -317,8 +261,7 @@ printf '%s\n' "SELECT * FROM plain WHERE key >= 'key-' ORDER BY key LIMIT 10;" >
 chown "$KV_USER" "$work"/*.sql
 for n in $restore_sizes; do
 	kv_log "loading $n records into restore-$n"
-	kafka_topic "restore-$n"
-	kv_as_user "$work/bin/txn" -p "$brokers" "restore-$n" 10000 $((n / 10000)) >/dev/null
+	load_restore "$n"
 done
 
 # Attach every topic the scenarios use (a restart detaches them), so that
@@ -357,13 +300,8 @@ kv_as_user "$work/bin/txn" -d eos,protocol "$brokers" raw-txn 100 3 2>&1 >/dev/n
 	echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 	echo "command: bench/report.sh $reps (KV_BENCH_SECONDS=$seconds, KV_BENCH_RESTORE=\"$restore_sizes\")"
 	echo "commit: $(git -C "$KV_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-	echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))," \
-		"$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
-	echo "os: $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r)"
-	echo "postgresql: $("$KV_PGBIN/postgres" --version | cut -d' ' -f3)"
-	echo "librdkafka: $(dpkg-query -W -f='${Version}' librdkafka1)"
+	environment_lines
 	echo "kafka: $KV_KAFKA_VERSION (KAFKA_VERSION), one KRaft node on loopback"
-	echo "java: $(java -version 2>&1 | head -n 1)"
 	echo "go: $(go version | cut -d' ' -f3), franz-go $(awk '$1 == "github.com/twmb/franz-go" {print $2}' "$KV_ROOT/bench/gokv/go.mod"), go-memdb $(awk '$1 == "github.com/hashicorp/go-memdb" {print $2}' "$KV_ROOT/bench/gokv/go.mod")"
 	echo "settings: kvstore.shared_memory = 3GB, fsync = off, shared_buffers = 256MB; producers idempotent with acks=all; consumers read_committed"
 	echo "data: keys key-%08d, values value-%08d; ${seconds}s per throughput run; $reps repetitions"

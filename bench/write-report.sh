@@ -17,18 +17,8 @@ csv=$dir/results.csv
 [ -f "$csv" ] || { echo "write-report.sh: no $csv" >&2; exit 1; }
 
 # medians: scenario system median min max unit count
-awk -F, 'NR > 1 && $4 != "" {
-	k = $1 SUBSEP $2; n[k]++; v[k, n[k]] = $4; u[k] = $5
-} END {
-	for (k in n) {
-		m = n[k]
-		for (i = 1; i <= m; i++) a[i] = v[k, i]
-		for (i = 2; i <= m; i++) { x = a[i]; j = i - 1; while (j > 0 && a[j] + 0 > x + 0) { a[j + 1] = a[j]; j-- } a[j + 1] = x }
-		med = (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
-		split(k, p, SUBSEP)
-		print p[1], p[2], med, a[1], a[m], u[k], m
-	}
-}' "$csv" | sort > "$dir/medians.txt"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+kv_bench_medians "$csv" > "$dir/medians.txt"
 
 med() { awk -v s="$1" -v y="$2" '$1 == s && $2 == y {print $3}' "$dir/medians.txt"; }
 

@@ -292,6 +292,16 @@ consumer_create(void)
 	KvKafkaConfSet(conf, "fetch.error.backoff.ms", "100");
 	/* Large fetches: a replay is bound by fetch round trips otherwise */
 	KvKafkaConfSet(conf, "max.partition.fetch.bytes", "16777216");
+	/*
+	 * A fetch queue that reaches a threshold stops fetching for a second
+	 * (fixed in librdkafka 2.0; fetch.queue.backoff.ms later).  A replay
+	 * fills it faster than it is applied, and applies 100,000 small
+	 * records, the default count, in a fraction of that second, then
+	 * idles: bound the queue by its bytes alone, 256 MB, which take a few
+	 * seconds to apply.
+	 */
+	KvKafkaConfSet(conf, "queued.min.messages", "10000000");
+	KvKafkaConfSet(conf, "queued.max.messages.kbytes", "262144");
 
 	rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
 	if (rk == NULL)

@@ -157,6 +157,9 @@ AS 'MODULE_PATHNAME', 'kv_memory' LANGUAGE C VOLATILE;
 
 CREATE VIEW kv_memory AS SELECT * FROM kv_memory();
 
+CREATE FUNCTION kv_detach(topic text) RETURNS boolean
+AS 'MODULE_PATHNAME', 'kv_detach' LANGUAGE C VOLATILE;
+
 -- Nobody but the owner may use kvstore until granted: see the README
 REVOKE ALL ON FUNCTION
     kv_put(text, text, text), kv_put_bytea(text, bytea, bytea),
@@ -168,7 +171,7 @@ REVOKE ALL ON FUNCTION
     kv_scan(text, text, int), kv_scan_bytea(text, bytea, int),
     kv_range(text, text, text, int), kv_range_bytea(text, bytea, bytea, int),
     kv_create_topic(text), kv_checksum(text),
-    kv_topics(), kv_memory(),
+    kv_topics(), kv_memory(), kv_detach(text),
     kvstore_fdw_handler(), kvstore_fdw_validator(text[], oid)
 FROM PUBLIC;
 REVOKE ALL ON kv_topics, kv_memory FROM PUBLIC;

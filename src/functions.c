@@ -660,3 +660,28 @@ kv_memory(PG_FUNCTION_ARGS)
 	values[4] = Int32GetDatum(slots);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
+
+/*
+ * kv_detach
+ *		Stop materializing a topic on this server and free its memory and
+ *		slot; the next statement that uses it attaches it again.  Returns
+ *		false if it was not attached.
+ */
+PG_FUNCTION_INFO_V1(kv_detach);
+Datum
+kv_detach(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+
+	/*
+	 * Not checked against kvstore.allowed_topics: a topic it no longer
+	 * allows can still be detached
+	 */
+	KvCheckLoaded();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("topic must not be NULL")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	PG_RETURN_BOOL(KvTopicDetach(name));
+}

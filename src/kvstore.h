@@ -168,6 +168,8 @@ typedef struct KvTopic
 	uint64		generation;		/* bumped, under the exclusive lock, each
 								 * time the index is emptied */
 	pid_t		worker_pid;		/* 0 when no worker runs */
+	bool		detach;			/* kv_detach asks the worker to empty the
+								 * index, free the slot and exit */
 	int64		end_offset;		/* end of the log last seen by the worker */
 	int64		bootstrap_target;	/* end of the log when bootstrap began */
 	int64		bootstrap_from;	/* log start when bootstrap began */
@@ -444,6 +446,8 @@ extern bool KvTopicMemoryLimit(const char *setting, const char *name,
 extern KvTopicRef *KvTopicOpen(const char *name, KvOpenMode mode);
 extern bool KvTopicCreate(const char *name);
 extern void KvTopicRecheck(KvTopicRef *ref);
+extern bool KvTopicDetach(const char *name);
+extern void KvTopicEmptyAndRelease(KvTopic *topic);
 extern uint64 KvTopicLockForRead(KvTopicRef *ref);
 extern void KvTopicWaitReady(KvTopicRef *ref);
 extern void KvTopicCheckWritable(KvTopicRef *ref);

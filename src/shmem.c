@@ -365,6 +365,7 @@ KvTopicClaim(const char *name, bool *claimed)
 		SpinLockAcquire(&found->mutex);
 		found->state = KV_TOPIC_STARTING;
 		found->worker_pid = 0;
+		found->detach = false;
 		found->end_offset = 0;
 		found->bootstrap_target = 0;
 		found->bootstrap_from = 0;
@@ -386,7 +387,8 @@ KvTopicClaim(const char *name, bool *claimed)
 
 /*
  * KvTopicRelease
- *		Free the slot of a topic whose worker could not be started.
+ *		Free the slot of a topic whose worker could not be started, or
+ *		whose index its worker emptied for kv_detach.
  */
 void
 KvTopicRelease(KvTopic *topic)

@@ -32,6 +32,7 @@
 #include "postgres.h"
 
 #include <ctype.h>
+#include <signal.h>
 
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -397,7 +398,72 @@ KvTopicRecheck(KvTopicRef *ref)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("topic \"%s\" is no longer attached", ref->name),
-				 errdetail("Its worker could not start, and its slot was freed.")));
+				 errdetail("Its slot was freed meanwhile: kv_detach detached it, or its worker could not start."),
+				 errhint("Run the statement again: it attaches the topic again.")));
+}
+
+/*
+ * KvTopicDetach
+ *		Stop materializing a topic here: its worker empties the index, frees
+ *		the slot and exits.  Returns false if the topic was not attached.
+ *
+ * Waits until the slot is freed.  A worker between two starts does it when
+ * it starts.  Readers and writers of the topic meanwhile fail with 55000
+ * once the slot is freed; the next statement attaches the topic again.
+ */
+bool
+KvTopicDetach(const char *name)
+{
+	uint64		incarnation;
+	KvTopic    *topic = KvTopicFind(name, &incarnation);
+	pid_t		pid;
+
+	if (topic == NULL)
+		return false;
+
+	SpinLockAcquire(&topic->mutex);
+	if (pg_atomic_read_u64(&topic->incarnation) == incarnation)
+		topic->detach = true;
+	pid = topic->worker_pid;
+	SpinLockRelease(&topic->mutex);
+
+	ConditionVariablePrepareToSleep(&topic->cv);
+	while (pg_atomic_read_u64(&topic->incarnation) == incarnation)
+	{
+		/* Again on each round: the worker may have restarted meanwhile */
+		if (pid != 0)
+			(void) kill(pid, SIGTERM);
+		(void) ConditionVariableTimedSleep(&topic->cv, 1000,
+										   KvWaitEvent(KV_WAIT_TOPIC_LOAD));
+		SpinLockAcquire(&topic->mutex);
+		pid = topic->worker_pid;
+		SpinLockRelease(&topic->mutex);
+	}
+	ConditionVariableCancelSleep();
+	return true;
+}
+
+/*
+ * KvTopicEmptyAndRelease
+ *		For the worker of a topic being detached: empty the index under the
+ *		exclusive lock, so that readers holding it see a new generation,
+ *		then free the slot.
+ */
+void
+KvTopicEmptyAndRelease(KvTopic *topic)
+{
+	LWLockAcquire(topic->gate, LW_EXCLUSIVE);
+	LWLockAcquire(topic->lock, LW_EXCLUSIVE);
+	LWLockRelease(topic->gate);
+	SpinLockAcquire(&topic->mutex);
+	topic->state = KV_TOPIC_STARTING;
+	topic->generation++;
+	topic->worker_pid = 0;
+	SpinLockRelease(&topic->mutex);
+	KvIndexClear(KvShmemArea(), &topic->index);
+	pg_atomic_write_u64(&topic->applied, 0);
+	LWLockRelease(topic->lock);
+	KvTopicRelease(topic);
 }
 
 /* The state of a topic, with its error code and text */

@@ -102,6 +102,8 @@ static rd_kafka_t *consumer_create(void);
 static void bootstrap_begin(int64 low, int64 high);
 static KvApplyResult apply_batch(rd_kafka_message_t **msgs, int n);
 static void publish(int64 position, bool at_eof, bool advanced);
+static bool detach_requested(void);
+static void detach_and_exit(void);
 static int64 wait_deadline(TimestampTz until);
 static void read_log_end(void);
 static void lock_index(void);
@@ -749,6 +751,8 @@ kvstore_worker_main(Datum main_arg)
 						name, (int) owner)));
 		proc_exit(0);
 	}
+	if (detach_requested())
+		detach_and_exit();
 	before_shmem_exit(worker_exit, 0);
 
 	my_consumer = consumer_create();
@@ -882,6 +886,35 @@ kvstore_worker_main(Datum main_arg)
 			;
 	}
 
+	if (detach_requested())
+		detach_and_exit();
+
 	/* Restarted unless the server is shutting down */
 	proc_exit(1);
+}
+
+/* Whether kv_detach asked this worker to detach its topic */
+static bool
+detach_requested(void)
+{
+	bool		result;
+
+	SpinLockAcquire(&my_topic->mutex);
+	result = my_topic->detach;
+	SpinLockRelease(&my_topic->mutex);
+	return result;
+}
+
+/* Empty the index, free the slot, and exit for good */
+static void
+detach_and_exit(void)
+{
+	char		name[KV_MAX_TOPIC_NAME + 1];
+
+	strlcpy(name, my_topic->name, sizeof(name));
+	KvTopicEmptyAndRelease(my_topic);
+	my_topic = NULL;			/* worker_exit leaves the slot alone */
+	ereport(LOG,
+			(errmsg("kvstore worker of topic \"%s\" detached the topic", name)));
+	proc_exit(0);
 }

@@ -65,7 +65,12 @@ ok( $node->poll_query_until(
 		'postgres', "SELECT wait_event_type = 'Extension' FROM pg_stat_activity WHERE pid = $writer_pid"),
 	'a write waits to be applied');
 my $detacher = kv_session($node);
+my $detacher_pid = kv_query($detacher, 'SELECT pg_backend_pid()');
 kv_send($detacher, "SELECT kv_detach('$topic')");
+# It has asked the worker to detach, and waits for it
+ok( $node->poll_query_until(
+		'postgres', "SELECT wait_event_type = 'Extension' FROM pg_stat_activity WHERE pid = $detacher_pid"),
+	'kv_detach waits for the stopped worker');
 kill 'CONT', $pid;
 is((kv_query($detacher, ''))[0], 't', 'the topic is detached under the waiting write');
 my ($out, $err) = kv_query($writer, '');

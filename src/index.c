@@ -31,8 +31,9 @@
  * for the index: free slots and the unused end of slots included.
  *
  * Point look-ups go through a chained hash table: a power-of-two array of
- * KvRefs, allocated with the first key, doubled when there are more keys
- * than buckets and freed with the last key.  Doubling does not stop the
+ * KvRefs, allocated with the first key (or, before a replay, at the size
+ * of the records it replays: KvIndexReserve), doubled when there are more
+ * keys than buckets and freed with the last key.  Doubling does not stop the
  * worker for long: the old table stays beside the new one and every
  * record applied moves KV_MOVE_STEP of its chains over, in bucket order, so
  * it is empty long before the next doubling.  A key is in the old table
@@ -68,13 +69,13 @@
  * Locking protocol: index.c takes no locks and uses no atomics; the caller
  * holds the topic's LWLock (KvTopic->lock, see shmem.c):
  *
- * - KvIndexApply and KvIndexClear are called only by the topic's single
- *	 materializer, holding the lock exclusively.
- * - KvIndexLookup, KvIndexSeek, KvIndexNext and KvIndexView need the lock
- *	 held at least shared.  The dsa_pointer of an entry and the pointers in
- *	 a KvEntryView are valid only while it is held: callers copy the bytes
- *	 out before releasing it, and a scan that releases the lock between
- *	 batches seeks again past the last key it returned.
+ * - KvIndexApply, KvIndexClear and KvIndexReserve are called only by the
+ *	 topic's single materializer, holding the lock exclusively.
+ * - KvIndexLookup, KvIndexSeek, KvIndexNext, KvIndexView and KvIndexPrefetch
+ *	 need the lock held at least shared.  The dsa_pointer of an entry and the
+ *	 pointers in a KvEntryView are valid only while it is held: callers copy
+ *	 the bytes out before releasing it, and a scan that releases the lock
+ *	 between batches seeks again past the last key it returned.
  *
  * The dsa_area does its own locking for allocation.
  *
@@ -690,7 +691,8 @@ hash_find(dsa_area *area, KvIndex *index, const char *key, uint32 keylen,
 	KvRef	   *link;
 	dsa_pointer *dir;
 
-	if (index->nbuckets == 0)
+	/* A table made ahead of its keys has no directory yet */
+	if (index->nbuckets == 0 || index->nkeys == 0)
 		return NULL;
 	dir = directory(area, index);
 	link = bucket_of(area, index, hash);
@@ -1169,6 +1171,85 @@ KvIndexClear(dsa_area *area, KvIndex *index)
 	index->limit = limit;
 	index->held = held;
 	index->held_limit = held_limit;
+}
+
+/*
+ * KvIndexReserve
+ *		Make the hash table of an empty index for nkeys keys at once.
+ *
+ * A replay knows how many records it is about to apply: a table sized for
+ * them from the start is never doubled while they are applied, so no chain
+ * is moved, and its chains stay shorter meanwhile.  The table takes at
+ * most a sixteenth of the index's limit and of what the area has left,
+ * no more than the table of a full index would hold, so a log with
+ * many records per key cannot crowd out the keys; a smaller table than
+ * asked for, or none, only means doubling as usual.
+ *
+ * Caller must hold the topic lock exclusively.
+ */
+void
+KvIndexReserve(dsa_area *area, KvIndex *index, uint64 nkeys)
+{
+	uint64		nbuckets;
+	Size		size;
+	dsa_pointer newp;
+
+	if (index->nbuckets != 0 || nkeys <= KV_INITIAL_BUCKETS)
+		return;
+	nbuckets = Min(pg_nextpower2_64(nkeys), (uint64) KV_MAX_BUCKETS);
+	size = sizeof(KvRef) * (Size) nbuckets;
+	while (nbuckets > KV_INITIAL_BUCKETS &&
+		   ((index->limit != 0 && size > index->limit / 16) ||
+			(index->held != NULL && index->held_limit != 0 &&
+			 size > (index->held_limit -
+					 Min(index->held_limit, pg_atomic_read_u64(index->held))) / 16)))
+	{
+		nbuckets /= 2;
+		size /= 2;
+	}
+	if (nbuckets <= KV_INITIAL_BUCKETS || !within_limit(index, size))
+		return;
+	newp = dsa_allocate_extended(area, size, alloc_flags(size) | DSA_ALLOC_ZERO);
+	if (!DsaPointerIsValid(newp))
+		return;
+	index->buckets = newp;
+	index->nbuckets = (uint32) nbuckets;
+	account(index, size);
+}
+
+/*
+ * KvIndexPrefetch
+ *		Ask the CPU to fetch what applying a key will read: its bucket, or
+ *		with chain, the first entry of its chain.
+ *
+ * Applying a new key is bound by cache misses: the bucket, then each
+ * entry of its chain.  The materializer calls this for the records a few
+ * places ahead in its batch, first for the bucket, then, once the bucket
+ * is in cache, for the entry, so that the misses of several records
+ * overlap.  Reads nothing else and changes nothing.
+ *
+ * Caller must hold the topic lock, at least shared.
+ */
+void
+KvIndexPrefetch(dsa_area *area, KvIndex *index, const char *key,
+				uint32 keylen, bool chain)
+{
+#if defined(__GNUC__)
+	KvRef	   *link;
+
+	if (index->nbuckets == 0)
+		return;
+	link = bucket_of(area, index, key_hash(index, key, keylen));
+	if (!chain)
+		__builtin_prefetch(link);
+	else if (*link != 0)
+	{
+		char	   *e = (char *) entry_at(area, index, *link);
+
+		__builtin_prefetch(e);
+		__builtin_prefetch(e + 63);
+	}
+#endif
 }
 
 /*

@@ -491,6 +491,9 @@ extern void KvIndexInit(KvIndex *index);
 extern bool KvIndexApply(dsa_area *area, KvIndex *index,
 						 const KvRecord *rec, int64 offset);
 extern void KvIndexClear(dsa_area *area, KvIndex *index);
+extern void KvIndexReserve(dsa_area *area, KvIndex *index, uint64 nkeys);
+extern void KvIndexPrefetch(dsa_area *area, KvIndex *index,
+							const char *key, uint32 keylen, bool chain);
 extern bool KvIndexLookup(dsa_area *area, KvIndex *index,
 						  const char *key, uint32 keylen, KvEntryView *view);
 extern dsa_pointer KvIndexSeek(dsa_area *area, KvIndex *index,

@@ -69,6 +69,9 @@
 /* Records applied under one hold of the topic lock */
 #define KV_APPLY_BATCH 1000
 
+/* How far ahead in a batch the index is asked to prefetch */
+#define KV_PREFETCH_AHEAD 8
+
 /* Seconds before the postmaster restarts a worker that died */
 #define KV_RESTART_SECONDS 1
 
@@ -101,6 +104,8 @@ static void worker_fail(const char *fmt,...) pg_attribute_printf(1, 2);
 static rd_kafka_t *consumer_create(void);
 static void bootstrap_begin(int64 low, int64 high);
 static KvApplyResult apply_batch(rd_kafka_message_t **msgs, int n);
+static inline void prefetch(dsa_area *area, rd_kafka_message_t **msgs, int n,
+							int i);
 static void publish(int64 position, bool at_eof, bool advanced);
 static bool detach_requested(void);
 static void detach_and_exit(void);
@@ -336,6 +341,7 @@ bootstrap_begin(int64 low, int64 high)
 	SpinLockRelease(&my_topic->mutex);
 
 	KvIndexClear(KvShmemArea(), &my_topic->index);
+	KvIndexReserve(KvShmemArea(), &my_topic->index, (uint64) (high - low));
 	pg_atomic_write_u64(&my_topic->applied, 0);
 	LWLockRelease(my_topic->lock);
 
@@ -563,6 +569,30 @@ check_memory_use(void)
 }
 
 /*
+ * Before applying message i, have the index fetch what the messages ahead
+ * will read: the buckets of those 2 * KV_PREFETCH_AHEAD places on, the
+ * chains of those KV_PREFETCH_AHEAD on
+ */
+static inline void
+prefetch(dsa_area *area, rd_kafka_message_t **msgs, int n, int i)
+{
+	rd_kafka_message_t *m;
+
+	if (i + 2 * KV_PREFETCH_AHEAD < n)
+	{
+		m = msgs[i + 2 * KV_PREFETCH_AHEAD];
+		if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->key != NULL)
+			KvIndexPrefetch(area, &my_topic->index, m->key, m->key_len, false);
+	}
+	if (i + KV_PREFETCH_AHEAD < n)
+	{
+		m = msgs[i + KV_PREFETCH_AHEAD];
+		if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->key != NULL)
+			KvIndexPrefetch(area, &my_topic->index, m->key, m->key_len, true);
+	}
+}
+
+/*
  * Apply a batch of messages under one hold of the topic lock.
  *
  * The caller destroys the messages, then acts on the result: the consumer
@@ -586,6 +616,8 @@ apply_batch(rd_kafka_message_t **msgs, int n)
 	{
 		rd_kafka_message_t *m = msgs[i];
 		KvRecord	rec;
+
+		prefetch(area, msgs, n, i);
 
 		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
 		{

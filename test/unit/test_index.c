@@ -860,6 +860,55 @@ test_doubling(dsa_area *area, KvIndex *index)
 	model_clear();
 }
 
+/*
+ * A replay's table made at once: never doubled while its records apply,
+ * bounded by the limits, and only for an empty index.  Prefetching on
+ * the way changes nothing.
+ */
+static void
+test_reserve(dsa_area *area, KvIndex *index)
+{
+	char		key[32];
+	bool		ok = true;
+
+	KvIndexReserve(area, index, 5000);
+	check(index->nbuckets == 8192 && index->old_nbuckets == 0 &&
+		  index->bytes == 8192 * sizeof(KvRef) && index->bytes == area->used,
+		  "a reserve makes the table for its records at once, counted");
+	for (int i = 0; i < 5000 && ok; i++)
+	{
+		uint32		len = snprintf(key, sizeof(key), "key:%d", i);
+		uint32		ahead = snprintf(key + 16, 16, "key:%d", i + 8);
+
+		KvIndexPrefetch(area, index, key + 16, ahead, false);
+		KvIndexPrefetch(area, index, key, len, true);
+		ok = apply(area, index, put(key, len, key, len), i) &&
+			index->nbuckets == 8192 && index->old_nbuckets == 0;
+	}
+	check(ok && same_as_model(area, index) && index->bytes == area->used,
+		  "5000 keys apply without a doubling, every key found");
+	KvIndexReserve(area, index, 100000);
+	check(index->nbuckets == 8192 && index->bytes == area->used,
+		  "a reserve leaves the table of an index that has keys");
+	KvIndexClear(area, index);
+	model_clear();
+
+	index->limit = 1024 * 1024;
+	KvIndexReserve(area, index, 10000000);
+	check(index->nbuckets * sizeof(KvRef) <= index->limit / 16 &&
+		  index->nbuckets > 1024 && index->bytes == area->used,
+		  "a reserve takes at most a sixteenth of the index's limit");
+	KvIndexClear(area, index);
+	index->limit = 64 * 1024;
+	KvIndexReserve(area, index, 10000000);
+	check(index->nbuckets == 0 && index->bytes == 0,
+		  "a limit too small for more than the first table gets no reserve");
+	index->limit = 0;
+	KvIndexReserve(area, index, 1000);
+	check(index->nbuckets == 0 && area->used == 0,
+		  "a small replay makes its table with its first key, as usual");
+}
+
 static void
 test_large(dsa_area *area, KvIndex *index)
 {
@@ -1676,6 +1725,7 @@ main(int argc, char **argv)
 	test_order(&area, &index);
 	test_growth(&area, &index);
 	test_doubling(&area, &index);
+	test_reserve(&area, &index);
 	test_large(&area, &index);
 	test_random(&area, &index);
 	test_accounting(&area, &index);

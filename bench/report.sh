@@ -8,7 +8,8 @@
 # KV_PREFIX to install kvstore into a private copy of the server), builds
 # the baselines:
 #
-#   bench/roundtrip.c  a raw librdkafka produce-then-consume round trip
+#   bench/roundtrip.c  a raw librdkafka produce-then-consume round trip;
+#                      with -s, the first write of a new producer
 #   bench/txn.c        a raw librdkafka transaction of N records, committed
 #                      and consumed (read_committed); or, with -p, the same
 #                      records without a transaction
@@ -143,6 +144,9 @@ SQL
 	ms=$(kv_as_user "$work/bin/txn" -s "$brokers" raw-txn 2 1 2>&1 >/dev/null |
 		awk '/^start-up/ {s = $2} /^first transaction/ {t = $4 + $8 + $11 + $14} END {printf "%.1f", s + t}')
 	row first_put_many librdkafka_txn "$r" "$ms" ms
+	ms=$(kv_as_user "$work/bin/roundtrip" -s "$brokers" raw-rt 1 2>&1 >/dev/null |
+		awk '/^first write/ {print $3}')
+	row first_put librdkafka "$r" "$ms" ms
 }
 
 # 4. 16 sessions: single writes, and atomic batches of 100

@@ -5,7 +5,12 @@
  * consumer configured as kvstore's materializer (read_committed) receives
  * it; prints the latency of each round trip in microseconds.
  *
- *   roundtrip BROKERS TOPIC COUNT
+ *   roundtrip [-s] BROKERS TOPIC COUNT
+ *
+ *   -s        print, on stderr, the first write of a new producer, as the
+ *             first kv_put of a backend makes it: from rd_kafka_new() (the
+ *             topic opened at once, as kvstore does) until the record is
+ *             consumed, in milliseconds
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,10 +59,18 @@ main(int argc, char **argv)
 				high;
 	char		err[256];
 	int			count;
+	int			first = 0;
+	double		t0 = 0;
 
+	if (argc == 5 && strcmp(argv[1], "-s") == 0)
+	{
+		first = 1;
+		argv++;
+		argc--;
+	}
 	if (argc != 4)
 	{
-		fprintf(stderr, "usage: roundtrip BROKERS TOPIC COUNT\n");
+		fprintf(stderr, "usage: roundtrip [-s] BROKERS TOPIC COUNT\n");
 		return 2;
 	}
 	count = atoi(argv[3]);
@@ -67,14 +80,13 @@ main(int argc, char **argv)
 	set(pconf, "acks", "all");
 	set(pconf, "linger.ms", "0");
 	rd_kafka_conf_set_dr_msg_cb(pconf, dr_cb);
-	producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof(err));
 
 	set(cconf, "bootstrap.servers", argv[1]);
 	set(cconf, "group.id", "kvstore-bench-roundtrip");
 	set(cconf, "enable.auto.commit", "false");
 	set(cconf, "isolation.level", "read_committed");
 	consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, err, sizeof(err));
-	if (!producer || !consumer)
+	if (!consumer)
 	{
 		fprintf(stderr, "%s\n", err);
 		return 1;
@@ -90,6 +102,16 @@ main(int argc, char **argv)
 	rd_kafka_topic_partition_list_add(parts, argv[2], 0)->offset = high;
 	rd_kafka_assign(consumer, parts);
 	rd_kafka_topic_partition_list_destroy(parts);
+
+	/* The producer comes last, so that -s times its start-up alone */
+	t0 = now_us();
+	producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, err, sizeof(err));
+	if (!producer)
+	{
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	rd_kafka_topic_destroy(rd_kafka_topic_new(producer, argv[2], NULL));
 
 	for (int i = 0; i < count + 20; i++)
 	{
@@ -118,6 +140,8 @@ main(int argc, char **argv)
 			}
 			rd_kafka_message_destroy(m);
 		}
+		if (i == 0 && first)
+			fprintf(stderr, "first write %.1f ms\n", (now_us() - t0) / 1000);
 		if (i >= 20)			/* the first round trips warm up */
 			printf("%.0f\n", now_us() - start);
 	}

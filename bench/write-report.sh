@@ -147,7 +147,7 @@ fi
 	echo "## Systems"
 	echo
 	echo "- kvstore: the SQL functions through pgbench (prepared statements) or psql."
-	echo "- librdkafka: bench/roundtrip.c, one record produced (idempotent, acks=all) and consumed (read_committed)."
+	echo "- librdkafka: bench/roundtrip.c, one record produced (idempotent, acks=all) and consumed (read_committed); for first_put, the first such write of a new producer, its start-up included."
 	echo "- librdkafka_txn: bench/txn.c, one transaction of N records committed and its last record consumed (read_committed)."
 	echo "- librdkafka_txn_flush: the same, but rd_kafka_commit_transaction() waits for the delivery reports itself (rd_kafka_flush) instead of the client serving them with rd_kafka_poll() first."
 	echo "- librdkafka_plain: bench/txn.c -p, the same N records without a transaction."

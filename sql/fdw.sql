@@ -32,7 +32,7 @@ SELECT pg_temp.try($$CREATE FOREIGN TABLE ft (key text, value text) SERVER kv OP
 SELECT pg_temp.try($$CREATE FOREIGN TABLE ft (key text, value text) SERVER kv OPTIONS (topic 'no spaces')$$);
 SELECT pg_temp.try($$CREATE FOREIGN TABLE ft (key text, value text) SERVER kv OPTIONS (topic '__consumer_offsets')$$);
 SELECT pg_temp.try($$CREATE FOREIGN TABLE ft (key text OPTIONS (key 'maybe'), value text) SERVER kv$$);
-SELECT pg_temp.try($$CREATE FOREIGN TABLE ft (key text, value text, ts timestamptz OPTIONS (metadata 'timestamp')) SERVER kv$$);
+SELECT pg_temp.try($$CREATE FOREIGN TABLE ft (key text, value text, ts timestamptz OPTIONS (metadata 'time')) SERVER kv$$);
 SELECT pg_temp.try($$CREATE FOREIGN TABLE ft (key text, value text, o bigint OPTIONS (metadata 'offset', key 'true')) SERVER kv$$);
 CREATE FOREIGN TABLE ft (key text OPTIONS (colour 'red'), value text) SERVER kv;
 
@@ -167,6 +167,28 @@ SELECT * FROM ft_bin WHERE key > '\x61ff00' ORDER BY key DESC;
 -- renamed columns and the offset column
 SELECT id, payload, "offset" >= 0 AS has_offset FROM ft_named WHERE id = 'a';
 EXPLAIN (VERBOSE, COSTS OFF) SELECT * FROM ft_named WHERE id LIKE 'user:%' ORDER BY id;
+
+-- the timestamp of each key's record: for a write of this server, when
+-- it was produced
+CREATE FOREIGN TABLE ft_stamped (key text COLLATE "C", value text,
+    ts timestamptz OPTIONS (metadata 'timestamp'))
+    SERVER kv OPTIONS (topic 'fdw_regress_kv');
+SELECT date_trunc('milliseconds', clock_timestamp()) AS before_insert \gset
+INSERT INTO ft_stamped VALUES ('stamped', 'v');
+SELECT key, value, ts BETWEEN :'before_insert' AND clock_timestamp() AS produced_now
+FROM ft_stamped WHERE key = 'stamped';
+SELECT count(*) FILTER (WHERE ts IS NULL) AS without, count(*) > 1 AS several FROM ft_stamped;
+SELECT pg_temp.try($$INSERT INTO ft_stamped VALUES ('x', 'y', now())$$);
+SELECT pg_temp.try($$UPDATE ft_stamped SET ts = now() WHERE key = 'stamped'$$);
+-- it may be returned by INSERT, as NULL: the record is not read back yet
+SELECT date_trunc('milliseconds', clock_timestamp()) AS before_insert \gset
+INSERT INTO ft_stamped (key, value) VALUES ('stamped', 'w') RETURNING key, value, ts;
+SELECT ts >= :'before_insert' AS updated FROM ft_stamped WHERE key = 'stamped';
+DELETE FROM ft_stamped WHERE key = 'stamped';
+CREATE FOREIGN TABLE ft_stamp_int (key text, value text, ts bigint OPTIONS (metadata 'timestamp'))
+    SERVER kv OPTIONS (topic 'fdw_regress_kv');
+SELECT * FROM ft_stamp_int;
+DROP FOREIGN TABLE ft_stamped, ft_stamp_int;
 
 -- ===================================================================
 -- joins

@@ -186,16 +186,11 @@ check_option_value(DefElem *def, Oid context)
 	}
 	else if (strcmp(def->defname, "metadata") == 0)
 	{
-		if (strcmp(value, "timestamp") == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("metadata column \"timestamp\" is not supported"),
-					 errdetail("The index of a topic keeps the offset of the record that wrote each key, not its timestamp.")));
-		if (strcmp(value, "offset") != 0)
+		if (strcmp(value, "offset") != 0 && strcmp(value, "timestamp") != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid value for option \"metadata\": \"%s\"", value),
-					 errhint("The valid value is \"offset\", for a bigint column.")));
+					 errhint("Valid values are \"offset\", for a bigint column, and \"timestamp\", for a timestamptz column.")));
 	}
 }
 

@@ -7,8 +7,8 @@
  * A kvstore foreign table has one row per live key of its topic.  Its
  * columns are the key (text or bytea), and either the value (text, bytea,
  * json or jsonb) or, with format 'json', the top-level fields of the JSON
- * object the value holds; a metadata column shows the offset of the record
- * that wrote the key.  KvFdwGetTable reads and checks the options once per
+ * object the value holds; a metadata column shows the offset or the
+ * timestamp of the record that wrote the key.  KvFdwGetTable reads and checks the options once per
  * plan; the plan carries them to the executor in fdw_private.
  *
  * A scan reads the keys the planner chose (fdw_plan.c) through the
@@ -87,7 +87,7 @@ typedef struct KvRowIO
 	int			natts;
 	KvColumnIO *cols;			/* by attribute number - 1 */
 	bool		fields_read;	/* some field column is read */
-	bool		has_offset;		/* some column is an offset column */
+	bool		has_metadata;	/* some column is a metadata column */
 	bool		text_key;		/* the key column is text */
 } KvRowIO;
 
@@ -160,6 +160,7 @@ static char *key_for_message(KvRowIO *io, const char *key, uint32 keylen);
 static void row_place_callback(void *arg);
 static void check_text(KvRowIO *io, const char *data, uint32 len);
 static Datum bytes_datum(KvRowIO *io, Oid type, const char *data, uint32 len);
+static TimestampTz kafka_timestamp(int64 ms);
 static Jsonb *parse_object(KvRowIO *io, const char *value, uint32 vallen);
 static Datum field_datum(KvColumnIO *col, JsonbValue *v);
 static void entry_to_values(KvRowIO *io, KvRow *row, Datum *values,
@@ -205,7 +206,8 @@ static int	acquire_sample_rows(Relation relation, int elevel, HeapTuple *rows,
  * is the one marked with value, or named "value", and may be absent;
  * with format 'json' every other column is a field of the value's JSON
  * object, named after the column or by the column option field.  A
- * column with metadata 'offset' shows the offset of the record.
+ * column with metadata 'offset' shows the offset of the record, one with
+ * metadata 'timestamp' its timestamp (NULL when it has none).
  */
 KvFdwTable *
 KvFdwGetTable(Relation rel)
@@ -305,7 +307,8 @@ KvFdwGetTable(Relation rel)
 			}
 			else if (strcmp(def->defname, "metadata") == 0)
 			{
-				t->kinds[i] = KV_COLUMN_OFFSET;
+				t->kinds[i] = strcmp(defGetString(def), "timestamp") == 0 ?
+					KV_COLUMN_TIMESTAMP : KV_COLUMN_OFFSET;
 				decided[i] = true;
 			}
 		}
@@ -370,6 +373,12 @@ KvFdwGetTable(Relation rel)
 					 errmsg("metadata column \"%s\" of foreign table \"%s\" has type %s",
 							attname, t->name, format_type_be(type)),
 					 errhint("An offset column has type bigint.")));
+		if (t->kinds[i] == KV_COLUMN_TIMESTAMP && type != TIMESTAMPTZOID)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+					 errmsg("metadata column \"%s\" of foreign table \"%s\" has type %s",
+							attname, t->name, format_type_be(type)),
+					 errhint("A timestamp column has type timestamp with time zone.")));
 	}
 	pfree(decided);
 	return t;
@@ -485,8 +494,8 @@ row_io(KvFdwTable *table, Relation rel, List *attrs)
 		col->name = NameStr(att->attname);
 		col->field = table->fields[i];
 		col->read = col->kind != KV_COLUMN_UNUSED && list_member_int(attrs, i + 1);
-		if (col->kind == KV_COLUMN_OFFSET)
-			io->has_offset = true;
+		if (KV_COLUMN_IS_METADATA(col->kind))
+			io->has_metadata = true;
 		if (col->kind == KV_COLUMN_FIELD)
 		{
 			Oid			func;
@@ -634,6 +643,14 @@ field_datum(KvColumnIO *col, JsonbValue *v)
 	return InputFunctionCall(&col->in, str, col->ioparam, col->typmod);
 }
 
+/* A Kafka record timestamp, in ms since 1970, as a timestamptz */
+static TimestampTz
+kafka_timestamp(int64 ms)
+{
+	return (TimestampTz) (ms * 1000) -
+		(TimestampTz) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+}
+
 /* The values of the columns read, for one entry */
 static void
 entry_to_values(KvRowIO *io, KvRow *row, Datum *values, bool *nulls)
@@ -669,6 +686,12 @@ entry_to_values(KvRowIO *io, KvRow *row, Datum *values, bool *nulls)
 				break;
 			case KV_COLUMN_OFFSET:
 				values[i] = Int64GetDatum(row->offset);
+				break;
+			case KV_COLUMN_TIMESTAMP:
+				if (row->timestamp < 0)
+					nulls[i] = true;
+				else
+					values[i] = TimestampTzGetDatum(kafka_timestamp(row->timestamp));
 				break;
 			case KV_COLUMN_FIELD:
 				{
@@ -797,12 +820,15 @@ slot_to_record(KvRowIO *io, TupleTableSlot *slot, StringInfo buf, bool insert)
 		switch (col->kind)
 		{
 			case KV_COLUMN_OFFSET:
+			case KV_COLUMN_TIMESTAMP:
 				if (insert && !isnull)
 					ereport(ERROR,
 							(errcode(ERRCODE_GENERATED_ALWAYS),
 							 errmsg("column \"%s\" of foreign table \"%s\" is read-only",
 									col->name, t->name),
-							 errdetail("It shows the offset of the record that wrote the key in topic \"%s\".",
+							 errdetail(col->kind == KV_COLUMN_OFFSET ?
+									   "It shows the offset of the record that wrote the key in topic \"%s\"." :
+									   "It shows the timestamp of the record that wrote the key in topic \"%s\".",
 									   t->topic)));
 				break;
 			case KV_COLUMN_VALUE:
@@ -1345,13 +1371,15 @@ kvBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 
 		for (int i = 0; i < table->natts; i++)
 		{
-			if (table->kinds[i] == KV_COLUMN_OFFSET &&
+			if (KV_COLUMN_IS_METADATA(table->kinds[i]) &&
 				bms_is_member(i + 1 - FirstLowInvalidHeapAttributeNumber, updated))
 				ereport(ERROR,
 						(errcode(ERRCODE_GENERATED_ALWAYS),
 						 errmsg("column \"%s\" of foreign table \"%s\" is read-only",
 								st->io->cols[i].name, table->name),
-						 errdetail("It shows the offset of the record that wrote the key in topic \"%s\".",
+						 errdetail(table->kinds[i] == KV_COLUMN_OFFSET ?
+								   "It shows the offset of the record that wrote the key in topic \"%s\"." :
+								   "It shows the timestamp of the record that wrote the key in topic \"%s\".",
 								   table->topic)));
 		}
 		if (bms_is_member(table->key_attno - FirstLowInvalidHeapAttributeNumber, updated))
@@ -1461,7 +1489,7 @@ kvExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 		write_tombstone(st->ref, &st->writing, old, oldlen);
 	write_record(st, &rec);
 
-	if (st->io->has_offset)
+	if (st->io->has_metadata)
 	{
 		Datum	   *values = palloc(sizeof(Datum) * st->io->natts);
 		bool	   *nulls = palloc(sizeof(bool) * st->io->natts);
@@ -1471,7 +1499,8 @@ kvExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 		{
 			Form_pg_attribute att = TupleDescAttr(tupdesc, i);
 
-			nulls[i] = slot->tts_isnull[i] || st->io->cols[i].kind == KV_COLUMN_OFFSET;
+			nulls[i] = slot->tts_isnull[i] ||
+				KV_COLUMN_IS_METADATA(st->io->cols[i].kind);
 			values[i] = nulls[i] ? (Datum) 0 :
 				datumCopy(slot->tts_values[i], att->attbyval, att->attlen);
 		}

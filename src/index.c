@@ -6,8 +6,9 @@
  *
  * Every live key has one entry, laid out as
  *
- *		KvEntry header (24 bytes: offset of the record that wrote it, key and
- *						value lengths, hash chain link, level, place)
+ *		KvEntry header (24 bytes: offset and timestamp of the record that
+ *						wrote it, key and value lengths, hash chain link,
+ *						level)
  *		next[level]		skip list forward pointers, 4 bytes each
  *		key bytes
  *		value bytes
@@ -129,14 +130,9 @@
 #define KV_IS_FREE_NUMBER(dp)	(((dp) & 1) != 0)
 #define KV_NEXT_FREE_NUMBER(dp) ((uint32) ((dp) >> 1))
 
-/*
- * Head of every chunk.  The owner is a pointer into the main shared memory,
- * which every process maps at the same address: it lets KvIndexNext, given
- * only an entry, find the directory that resolves the entry's links.
- */
+/* Head of every chunk */
 typedef struct KvChunk
 {
-	KvIndex    *index;			/* the index that owns the chunk */
 	uint32		size;			/* bytes of the chunk, this header included */
 	uint32		id;				/* its number in the directory */
 	int			sclass;			/* size class of its slots, or -1 for a
@@ -150,17 +146,33 @@ typedef struct KvChunk
 
 #define KV_CHUNK_HEADER		MAXALIGN(sizeof(KvChunk))
 
+/*
+ * An entry.  The record timestamp is kept in 44 bits, in milliseconds since
+ * 1970 plus one (0: the record had none), split over stamp and stamp_high:
+ * up to the year 2527, and later timestamps are kept as the last one that
+ * fits.  Lengths are limited to KV_INDEX_MAX_KEY and KV_INDEX_MAX_VALUE.
+ */
 typedef struct KvEntry
 {
 	int64		offset;			/* offset of the record that wrote it */
-	uint32		keylen;			/* bytes of the key */
-	uint32		vallen;			/* bytes of the value; 0 is a real value */
+	uint32		stamp;			/* low 32 bits of the timestamp */
+	unsigned	keylen:20,		/* bytes of the key */
+				stamp_high:12;	/* high 12 bits of the timestamp */
+	unsigned	vallen:27,		/* bytes of the value; 0 is a real value */
+				level:5;		/* forward pointers, 1..KV_SKIPLIST_MAXLEVEL */
 	KvRef		hash_next;		/* next entry in the same bucket */
-	unsigned	level:8,		/* forward pointers, 1..KV_SKIPLIST_MAXLEVEL */
-				place:24;		/* offset of the entry in its chunk / 8 */
 	KvRef		next[FLEXIBLE_ARRAY_MEMBER];	/* skip list forward pointers */
 	/* key bytes and value bytes follow next[level - 1] */
 } KvEntry;
+
+#define KV_STAMP_BITS	44
+
+StaticAssertDecl(KV_INDEX_MAX_KEY < (1 << 20) && KV_INDEX_MAX_VALUE < (1 << 27),
+				 "the lengths of an entry must fit its bit fields");
+StaticAssertDecl(KV_MAX_RECORD_BYTES <= KV_INDEX_MAX_KEY,
+				 "every record kvstore writes must fit an entry");
+StaticAssertDecl(KV_SKIPLIST_MAXLEVEL < (1 << 5),
+				 "the level of an entry must fit its bit field");
 
 #define entry_key(e)	((char *) &(e)->next[(e)->level])
 #define entry_value(e)	(entry_key(e) + (e)->keylen)
@@ -183,6 +195,8 @@ static inline KvEntry *entry_at(dsa_area *area, KvIndex *index, KvRef ref);
 static inline KvEntry *entry_in(dsa_area *area, const dsa_pointer *dir,
 								KvRef ref);
 static inline Size entry_size(int level, uint32 keylen, uint32 vallen);
+static inline void entry_set_timestamp(KvEntry *e, int64 timestamp);
+static inline int64 entry_timestamp(const KvEntry *e);
 static inline int key_compare(const char *a, uint32 alen,
 							  const char *b, uint32 blen);
 static bool grow_directory(dsa_area *area, KvIndex *index);
@@ -398,6 +412,27 @@ entry_size(int level, uint32 keylen, uint32 vallen)
 		(Size) keylen + vallen;
 }
 
+/* Keep a record timestamp (ms since 1970, -1: none) in an entry */
+static inline void
+entry_set_timestamp(KvEntry *e, int64 timestamp)
+{
+	uint64		stamp;
+
+	if (timestamp < 0)
+		stamp = 0;
+	else
+		stamp = Min((uint64) timestamp + 1, (UINT64CONST(1) << KV_STAMP_BITS) - 1);
+	e->stamp = (uint32) stamp;
+	e->stamp_high = (unsigned) (stamp >> 32);
+}
+
+/* The record timestamp of an entry, ms since 1970, or -1 for none */
+static inline int64
+entry_timestamp(const KvEntry *e)
+{
+	return (int64) (((uint64) e->stamp_high << 32) | e->stamp) - 1;
+}
+
 /* Unsigned byte order, a shorter key before the keys it prefixes */
 static inline int
 key_compare(const char *a, uint32 alen, const char *b, uint32 blen)
@@ -488,7 +523,6 @@ chunk_new(dsa_area *area, KvIndex *index, Size size, int sclass)
 	account(index, size);
 
 	chunk = (KvChunk *) dsa_get_address(area, p);
-	chunk->index = index;
 	chunk->size = (uint32) size;
 	chunk->id = id;
 	chunk->sclass = sclass;
@@ -551,15 +585,14 @@ partial_remove(dsa_area *area, KvIndex *index, KvChunk *chunk)
 }
 
 /*
- * A slot of at least size bytes for a new entry, its place set; NULL when
- * out of memory, with nothing changed.  *ref is set to the slot's KvRef.
+ * A slot of at least size bytes for a new entry; NULL when out of memory,
+ * with nothing changed.  *ref is set to the slot's KvRef.
  */
 static KvEntry *
 slot_alloc(dsa_area *area, KvIndex *index, Size size, KvRef *ref)
 {
 	KvChunk    *chunk;
 	uint32		off;
-	KvEntry    *e;
 
 	if (size > KV_SLOT_MAX)
 	{
@@ -608,9 +641,7 @@ slot_alloc(dsa_area *area, KvIndex *index, Size size, KvRef *ref)
 	}
 
 	*ref = KV_REF(chunk->id, off);
-	e = (KvEntry *) ((char *) chunk + off);
-	e->place = off / 8;
-	return e;
+	return (KvEntry *) ((char *) chunk + off);
 }
 
 /* Free the slot of an unlinked entry, and its chunk if it was the last */
@@ -890,6 +921,7 @@ entry_alloc(dsa_area *area, KvIndex *index, int level, const KvRecord *rec,
 	if (e == NULL)
 		return NULL;
 	e->offset = offset;
+	entry_set_timestamp(e, rec->timestamp);
 	e->keylen = rec->keylen;
 	e->vallen = rec->vallen;
 	e->hash_next = 0;
@@ -915,6 +947,7 @@ write_in_place(KvEntry *e, const KvRecord *rec, int64 offset)
 		memcpy(entry_value(e), rec->value, rec->vallen);
 	e->vallen = rec->vallen;
 	e->offset = offset;
+	entry_set_timestamp(e, rec->timestamp);
 }
 
 /* Link a new key into both structures; false when out of memory */
@@ -1057,6 +1090,7 @@ fill_view(KvEntry *e, KvEntryView *view)
 	view->value = entry_value(e);
 	view->vallen = e->vallen;
 	view->offset = e->offset;
+	view->timestamp = entry_timestamp(e);
 }
 
 /*
@@ -1100,10 +1134,10 @@ KvIndexInit(KvIndex *index)
  *		Apply one record: a tombstone deletes its key, any other record
  *		sets the key's value and remembers offset.
  *
- * Returns false when shared memory ran out; the index is then exactly as
- * before the call, and the caller decides what to do (the materializer
- * stops the topic).  Deleting needs no memory and always succeeds, even for
- * an absent key.
+ * Returns false when shared memory ran out, or for a key or value longer
+ * than an entry holds; the index is then exactly as before the call, and
+ * the caller decides what to do (the materializer stops the topic).
+ * Deleting needs no memory and always succeeds, even for an absent key.
  *
  * Caller must hold the topic lock exclusively.
  */
@@ -1115,6 +1149,9 @@ KvIndexApply(dsa_area *area, KvIndex *index, const KvRecord *rec, int64 offset)
 	uint64		hash;
 	bool		applied;
 
+	if (!rec->tombstone &&
+		(rec->keylen > KV_INDEX_MAX_KEY || rec->vallen > KV_INDEX_MAX_VALUE))
+		return false;
 	if (rec->tombstone)
 	{
 		delete_key(area, index, rec);
@@ -1302,20 +1339,19 @@ KvIndexSeek(dsa_area *area, KvIndex *index, const char *key, uint32 keylen,
  * KvIndexNext
  *		The entry after entry in key order, or InvalidDsaPointer.
  *
- * The entry's chunk names the index whose directory resolves the link.
- * Caller must have held the topic lock, at least shared, since it got
- * entry from KvIndexSeek or KvIndexNext.
+ * The index's directory resolves the link: entries do not point back to
+ * their chunk, so the caller passes the index it got entry from.  Caller
+ * must have held the topic lock, at least shared, since it got entry from
+ * KvIndexSeek or KvIndexNext.
  */
 dsa_pointer
-KvIndexNext(dsa_area *area, dsa_pointer entry)
+KvIndexNext(dsa_area *area, KvIndex *index, dsa_pointer entry)
 {
 	KvEntry    *e = (KvEntry *) dsa_get_address(area, entry);
-	KvChunk    *chunk;
 
 	if (e->next[0] == 0)
 		return InvalidDsaPointer;
-	chunk = (KvChunk *) dsa_get_address(area, entry - (dsa_pointer) e->place * 8);
-	return ref_pointer(area, chunk->index, e->next[0]);
+	return ref_pointer(area, index, e->next[0]);
 }
 
 /*

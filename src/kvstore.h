@@ -39,6 +39,14 @@
 /* Key plus value may not exceed this, the default message.max.bytes */
 #define KV_MAX_RECORD_BYTES	1000000
 
+/*
+ * Longest key and value an index holds (index.c).  A record kvstore writes
+ * is far smaller; a topic whose maximum message size was raised may carry
+ * larger ones from other producers, and its materializer stops at them.
+ */
+#define KV_INDEX_MAX_KEY	((1 << 20) - 1)
+#define KV_INDEX_MAX_VALUE	((1 << 27) - 1)
+
 /* Longest last-error text kept per topic */
 #define KV_MAX_ERROR_TEXT	256
 
@@ -53,6 +61,8 @@ typedef struct KvRecord
 	const char *value;			/* value bytes; NULL for a tombstone */
 	uint32		vallen;
 	bool		tombstone;		/* true: delete the key */
+	int64		timestamp;		/* of a record read from Kafka: ms since
+								 * 1970, -1 for none */
 } KvRecord;
 
 /*
@@ -127,6 +137,7 @@ typedef struct KvEntryView
 	const char *value;
 	uint32		vallen;
 	int64		offset;			/* offset of the record that wrote it */
+	int64		timestamp;		/* its timestamp, ms since 1970; -1: none */
 } KvEntryView;
 
 /* Life cycle of a topic on this server */
@@ -213,6 +224,7 @@ typedef struct KvRow
 	char	   *value;
 	uint32		vallen;
 	int64		offset;			/* offset of the record that wrote it */
+	int64		timestamp;		/* its timestamp, ms since 1970; -1: none */
 } KvRow;
 
 /* Bounds of a scan in unsigned byte order of the keys */
@@ -238,9 +250,14 @@ typedef enum KvColumnKind
 	KV_COLUMN_KEY,				/* the key */
 	KV_COLUMN_VALUE,			/* the whole value */
 	KV_COLUMN_FIELD,			/* a top-level field of a JSON object value */
-	KV_COLUMN_OFFSET			/* the offset of the record that wrote the key:
+	KV_COLUMN_OFFSET,			/* the offset of the record that wrote the key:
 								 * read-only */
+	KV_COLUMN_TIMESTAMP			/* the timestamp of that record: read-only */
 } KvColumnKind;
+
+/* Metadata columns are read-only: writes ignore them */
+#define KV_COLUMN_IS_METADATA(kind) \
+	((kind) == KV_COLUMN_OFFSET || (kind) == KV_COLUMN_TIMESTAMP)
 
 /*
  * A kvstore foreign table, from its options and columns: read by
@@ -498,7 +515,8 @@ extern bool KvIndexLookup(dsa_area *area, KvIndex *index,
 						  const char *key, uint32 keylen, KvEntryView *view);
 extern dsa_pointer KvIndexSeek(dsa_area *area, KvIndex *index,
 							   const char *key, uint32 keylen, bool inclusive);
-extern dsa_pointer KvIndexNext(dsa_area *area, dsa_pointer entry);
+extern dsa_pointer KvIndexNext(dsa_area *area, KvIndex *index,
+							   dsa_pointer entry);
 extern dsa_pointer KvIndexSeekBefore(dsa_area *area, KvIndex *index,
 									 const char *key, uint32 keylen,
 									 bool inclusive);

@@ -72,6 +72,7 @@ KvRecordFromBytes(const char *key, uint32 keylen,
 	rec.tombstone = tombstone;
 	rec.value = tombstone ? NULL : value;
 	rec.vallen = tombstone ? 0 : vallen;
+	rec.timestamp = -1;
 	return rec;
 }
 

@@ -95,6 +95,7 @@ copy_row(KvEntryView *view, KvRow *row)
 	memcpy(row->value, view->value, view->vallen);
 	row->vallen = view->vallen;
 	row->offset = view->offset;
+	row->timestamp = view->timestamp;
 }
 
 /*
@@ -249,7 +250,7 @@ fill_batch(KvScan *scan)
 		if (b->backward)
 			pos = KvIndexSeekBefore(area, &topic->index, view.key, view.keylen, false);
 		else
-			pos = KvIndexNext(area, pos);
+			pos = KvIndexNext(area, &topic->index, pos);
 	}
 	LWLockRelease(topic->lock);
 	MemoryContextSwitchTo(oldcontext);
@@ -365,7 +366,7 @@ KvScanChecksum(KvTopicRef *ref, int64 *keys, int64 *checksum, int64 *applied)
 	*applied = (int64) pg_atomic_read_u64(&ref->topic->applied);
 	for (pos = KvIndexSeek(area, &ref->topic->index, NULL, 0, true);
 		 DsaPointerIsValid(pos);
-		 pos = KvIndexNext(area, pos))
+		 pos = KvIndexNext(area, &ref->topic->index, pos))
 	{
 		KvEntryView view;
 		uint64		h;

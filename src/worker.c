@@ -95,6 +95,8 @@ static int64 full_at = -1;
 static TimestampTz full_retry_at = 0;
 static bool full_paused = false;	/* fetching paused until that try */
 static bool full_warned = false;	/* the stop was reported */
+static bool full_oversize = false;	/* stopped at a record larger than an
+									 * index holds, not for memory */
 
 /* The topic past 90% of its own limit was reported */
 static bool memory_warned = false;
@@ -524,12 +526,20 @@ stop_for_memory(void)
 		SpinLockAcquire(&my_topic->mutex);
 		strlcpy(error_text, my_topic->last_error, sizeof(error_text));
 		SpinLockRelease(&my_topic->mutex);
-		ereport(WARNING,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("kvstore topic \"%s\" stopped for memory at offset " INT64_FORMAT,
-						my_topic->name, full_at),
-				 errdetail("%s", error_text),
-				 errhint("Raise kvstore.topic_memory_limit or kvstore.shared_memory and reload the configuration; the topic serves reads meanwhile and goes on by itself.")));
+		if (full_oversize)
+			ereport(WARNING,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("kvstore topic \"%s\" stopped at offset " INT64_FORMAT ": the record is larger than an index holds",
+							my_topic->name, full_at),
+					 errdetail("%s", error_text),
+					 errhint("The topic serves reads of what it holds until the record is deleted or compacted away.")));
+		else
+			ereport(WARNING,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("kvstore topic \"%s\" stopped for memory at offset " INT64_FORMAT,
+							my_topic->name, full_at),
+					 errdetail("%s", error_text),
+					 errhint("Raise kvstore.topic_memory_limit or kvstore.shared_memory and reload the configuration; the topic serves reads meanwhile and goes on by itself.")));
 		full_warned = true;
 	}
 }
@@ -652,7 +662,11 @@ apply_batch(rd_kafka_message_t **msgs, int n)
 		}
 		rec = KvRecordFromBytes(m->key, m->key_len, m->payload, m->len,
 								m->payload == NULL);
-		if (!KvIndexApply(area, &my_topic->index, &rec, m->offset))
+		rec.timestamp = rd_kafka_message_timestamp(m, NULL);
+		full_oversize = rec.keylen > KV_INDEX_MAX_KEY ||
+			rec.vallen > KV_INDEX_MAX_VALUE;
+		if (full_oversize ||
+			!KvIndexApply(area, &my_topic->index, &rec, m->offset))
 		{
 			/* Not applied: stop before it */
 			full = true;
@@ -665,10 +679,15 @@ apply_batch(rd_kafka_message_t **msgs, int n)
 	{
 		SpinLockAcquire(&my_topic->mutex);
 		my_topic->state = KV_TOPIC_FULL;
-		snprintf(my_topic->last_error, sizeof(my_topic->last_error),
-				 "out of memory at offset " INT64_FORMAT ": the index holds " UINT64_FORMAT " bytes, its limit is " UINT64_FORMAT " (0: none); all topics hold " UINT64_FORMAT " of kvstore.shared_memory (%d kB)",
-				 position, my_topic->index.bytes, my_topic->index.limit,
-				 KvShmemHeld(), kvstore_shared_memory);
+		if (full_oversize)
+			snprintf(my_topic->last_error, sizeof(my_topic->last_error),
+					 "record at offset " INT64_FORMAT " too large: an index holds keys of up to %d bytes and values of up to %d bytes",
+					 position, KV_INDEX_MAX_KEY, KV_INDEX_MAX_VALUE);
+		else
+			snprintf(my_topic->last_error, sizeof(my_topic->last_error),
+					 "out of memory at offset " INT64_FORMAT ": the index holds " UINT64_FORMAT " bytes, its limit is " UINT64_FORMAT " (0: none); all topics hold " UINT64_FORMAT " of kvstore.shared_memory (%d kB)",
+					 position, my_topic->index.bytes, my_topic->index.limit,
+					 KvShmemHeld(), kvstore_shared_memory);
 		SpinLockRelease(&my_topic->mutex);
 		full_at = position;
 	}

@@ -25,6 +25,10 @@ CREATE FOREIGN TABLE people (key text COLLATE "C", name text, age int)
     SERVER kafka OPTIONS (topic '$users', format 'json');
 CREATE FOREIGN TABLE secrets (key text COLLATE "C", value text)
     SERVER kafka OPTIONS (topic '$secrets');
+CREATE FOREIGN TABLE stamped (key text COLLATE "C", value text,
+    ts timestamptz OPTIONS (metadata 'timestamp'))
+    SERVER kafka OPTIONS (topic '$users');
+ALTER DATABASE postgres SET timezone = 'UTC';
 });
 }
 
@@ -62,6 +66,28 @@ $b->safe_psql('postgres', "SELECT kv_sync('$users')");
 is( $a->safe_psql('postgres', "SELECT string_agg(key || '=' || value, ',') FROM users"),
 	$b->safe_psql('postgres', "SELECT string_agg(key || '=' || value, ',') FROM users"),
 	'both servers hold the same rows');
+
+# ===================================================================
+# the record timestamp: as its producer set it
+# ===================================================================
+$a->safe_psql('postgres', "INSERT INTO users VALUES ('now', 'a')");
+ok( $b->poll_query_until(
+		'postgres',
+		"SELECT abs(extract(epoch FROM ts - now())) < 5 FROM stamped WHERE key = 'now'"),
+	'B reads the timestamp of the record A inserted: when it was produced');
+{
+	local $ENV{TXN_TIMESTAMP_MS} = '1234567890123';
+	my ($out, $err);
+	IPC::Run::run([ kv_txn_producer(), kv_brokers(), $users, 'commit', 'old=b' ],
+		'>', \$out, '2>', \$err)
+	  or die "txn_producer failed: $err";
+}
+ok($a->poll_query_until('postgres', "SELECT EXISTS (SELECT FROM stamped WHERE key = 'old')"),
+	'a record another producer wrote with its own timestamp reaches A');
+is($a->safe_psql('postgres', "SELECT ts FROM stamped WHERE key = 'old'"),
+	'2009-02-13 23:31:30.123+00', 'A reads the timestamp the producer set, to the millisecond');
+is($a->safe_psql('postgres', "SELECT count(*) FROM stamped WHERE ts IS NULL"),
+	'0', 'every record has a timestamp');
 
 $b->safe_psql('postgres', "TRUNCATE users");
 ok($a->poll_query_until('postgres', "SELECT count(*) = 0 FROM users"),

@@ -17,6 +17,10 @@
  *			open, for the broker to abort after transaction.timeout.ms
  *			(the environment variable TXN_TIMEOUT_MS, default 60000)
  *
+ * The environment variable TXN_TIMESTAMP_MS, when set, is the timestamp of
+ * every record, in milliseconds since 1970; else librdkafka stamps each
+ * with the time it is produced.
+ *
  * Exits with status 0 on success; says what failed on stderr otherwise.
  * The test bed compiles it (test/perl/KvstoreTest.pm); nothing here is
  * part of the extension.
@@ -89,6 +93,8 @@ main(int argc, char **argv)
 	char		errstr[512];
 	char		id[64];
 	const char *timeout = getenv("TXN_TIMEOUT_MS");
+	const char *stamp = getenv("TXN_TIMESTAMP_MS");
+	int64_t		timestamp = stamp ? strtoll(stamp, NULL, 10) : 0;
 	const char *action;
 	int			nrecords;
 
@@ -128,6 +134,7 @@ main(int argc, char **argv)
 								RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 								RD_KAFKA_V_KEY(key, keylen),
 								RD_KAFKA_V_VALUE(eq ? eq + 1 : NULL, eq ? strlen(eq + 1) : 0),
+								RD_KAFKA_V_TIMESTAMP(timestamp),
 								RD_KAFKA_V_OPAQUE((void *) (intptr_t) i),
 								RD_KAFKA_V_END);
 		if (err)

@@ -376,7 +376,7 @@ same_as_model(dsa_area *area, KvIndex *index)
 	dsa_pointer p = KvIndexSeek(area, index, NULL, 0, true);
 	int			i = 0;
 
-	for (; DsaPointerIsValid(p); p = KvIndexNext(area, p), i++)
+	for (; DsaPointerIsValid(p); p = KvIndexNext(area, index, p), i++)
 	{
 		KvEntryView v;
 		KvEntryView l;
@@ -461,6 +461,7 @@ put(const char *key, uint32 keylen, const char *value, uint32 vallen)
 	r.value = value;
 	r.vallen = vallen;
 	r.tombstone = false;
+	r.timestamp = -1;
 	return r;
 }
 
@@ -474,6 +475,7 @@ del(const char *key, uint32 keylen)
 	r.value = NULL;
 	r.vallen = 0;
 	r.tombstone = true;
+	r.timestamp = -1;
 	return r;
 }
 
@@ -597,7 +599,7 @@ test_basics(dsa_area *area, KvIndex *index)
 	p = KvIndexSeek(area, index, NULL, 0, true);
 	KvIndexView(area, p, &w);
 	check(w.key == v.key && w.value == v.value && w.offset == 7 &&
-		  !DsaPointerIsValid(KvIndexNext(area, p)),
+		  !DsaPointerIsValid(KvIndexNext(area, index, p)),
 		  "view of the only entry matches the look-up");
 	check(!KvIndexLookup(area, index, "K", 1, &v) &&
 		  !KvIndexLookup(area, index, "k\0", 2, &v) &&
@@ -677,7 +679,7 @@ order_is(dsa_area *area, KvIndex *index, const char **keys,
 			return false;
 		KvIndexView(area, p, &v);
 		ok = ok && v.keylen == lens[i] && memcmp(v.key, keys[i], lens[i]) == 0;
-		p = KvIndexNext(area, p);
+		p = KvIndexNext(area, index, p);
 	}
 	return ok && !DsaPointerIsValid(p) && same_as_model(area, index);
 }
@@ -789,7 +791,7 @@ test_growth(dsa_area *area, KvIndex *index)
 		int			count = 0;
 
 		ok = true;
-		for (; DsaPointerIsValid(p); p = KvIndexNext(area, p), count++)
+		for (; DsaPointerIsValid(p); p = KvIndexNext(area, index, p), count++)
 		{
 			KvEntryView v;
 
@@ -1681,6 +1683,7 @@ bytes_per_key(dsa_area *area, KvIndex *index, int n)
 		r.value = value;
 		r.vallen = snprintf(value, sizeof(value), "value-%08d", i);
 		r.tombstone = false;
+		r.timestamp = 1700000000000 + i;
 		if (!KvIndexApply(area, index, &r, i))
 			fatal("out of memory");
 	}
@@ -1689,6 +1692,83 @@ bytes_per_key(dsa_area *area, KvIndex *index, int n)
 		result = -1;
 	KvIndexClear(area, index);
 	return result;
+}
+
+/* Put key with a record timestamp */
+static bool
+put_at(dsa_area *area, KvIndex *index, const char *key, const char *value,
+	   int64 offset, int64 timestamp)
+{
+	KvRecord	r = put(key, strlen(key), value, strlen(value));
+
+	r.timestamp = timestamp;
+	return apply(area, index, r, offset);
+}
+
+static void
+test_timestamps(dsa_area *area, KvIndex *index)
+{
+	KvEntryView v;
+	KvEntryView w;
+	int64		now = INT64CONST(1764547200123);	/* 2025-12-01, in ms */
+	int64		last = (INT64CONST(1) << 44) - 2;
+	char		big[300];
+
+	KvIndexInit(index);
+	check(put_at(area, index, "a", "1", 0, now) &&
+		  KvIndexLookup(area, index, "a", 1, &v) && v.timestamp == now &&
+		  v.offset == 0,
+		  "an entry keeps the timestamp of its record");
+	check(put_at(area, index, "a", "2", 1, now + 5) &&
+		  KvIndexLookup(area, index, "a", 1, &v) && v.timestamp == now + 5 &&
+		  v.offset == 1,
+		  "a value written in place takes the new timestamp");
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	check(put_at(area, index, "a", big, 2, now + 6) &&
+		  KvIndexLookup(area, index, "a", 1, &v) && v.timestamp == now + 6 &&
+		  v.vallen == sizeof(big) - 1,
+		  "a value that moves takes the new timestamp");
+	check(put_at(area, index, "b", "1", 3, -1) &&
+		  KvIndexLookup(area, index, "b", 1, &v) && v.timestamp == -1,
+		  "a record without a timestamp leaves none");
+	check(put_at(area, index, "c", "1", 4, 0) &&
+		  KvIndexLookup(area, index, "c", 1, &v) && v.timestamp == 0,
+		  "timestamp 0, the epoch, is a timestamp");
+	check(put_at(area, index, "d", "1", 5, last) &&
+		  KvIndexLookup(area, index, "d", 1, &v) && v.timestamp == last &&
+		  put_at(area, index, "e", "1", 6, PG_INT64_MAX) &&
+		  KvIndexLookup(area, index, "e", 1, &w) && w.timestamp == last,
+		  "the latest timestamp kept is in 2527; later ones are kept as it");
+	KvIndexView(area, KvIndexSeek(area, index, "d", 1, true), &w);
+	check(w.timestamp == last, "a scan sees the timestamp too");
+	KvIndexClear(area, index);
+	model_clear();
+}
+
+/* Records longer than an entry holds are refused, the index unchanged */
+static void
+test_entry_limits(dsa_area *area, KvIndex *index)
+{
+	static char buf[KV_INDEX_MAX_VALUE + 1];
+	KvEntryView v;
+	uint64		bytes;
+
+	KvIndexInit(index);
+	check(KvIndexApply(area, index, &(KvRecord) {"k", 1, "v", 1, false, -1}, 0),
+		  "a small record fits");
+	bytes = index->bytes;
+	check(!KvIndexApply(area, index, &(KvRecord) {buf, KV_INDEX_MAX_KEY + 1, "v", 1, false, -1}, 1) &&
+		  !KvIndexApply(area, index, &(KvRecord) {"k", 1, buf, KV_INDEX_MAX_VALUE + 1, false, -1}, 1) &&
+		  index->bytes == bytes && index->nkeys == 1 &&
+		  KvIndexLookup(area, index, "k", 1, &v) && v.vallen == 1 && v.offset == 0,
+		  "a key or value longer than an entry holds is refused, nothing changed");
+	memset(buf, 'k', KV_INDEX_MAX_KEY);
+	check(KvIndexApply(area, index, &(KvRecord) {buf, KV_INDEX_MAX_KEY, "v", 1, false, -1}, 2) &&
+		  KvIndexLookup(area, index, buf, KV_INDEX_MAX_KEY, &v) &&
+		  v.keylen == KV_INDEX_MAX_KEY && v.offset == 2,
+		  "the longest key fits");
+	KvIndexClear(area, index);
 }
 
 static void
@@ -1735,6 +1815,8 @@ main(int argc, char **argv)
 	test_limit(&area, &index);
 	test_plan(&area, &index);
 	test_shared_limit(&area);
+	test_timestamps(&area, &index);
+	test_entry_limits(&area, &index);
 	test_memory(&area, &index);
 
 	free(model);

@@ -24,7 +24,58 @@ SELECT fdwname, fdwhandler::regproc, fdwvalidator::regproc,
        has_foreign_data_wrapper_privilege('public', oid, 'USAGE') AS public_usage
 FROM pg_foreign_data_wrapper WHERE fdwname = 'kvstore';
 CREATE SERVER kv FOREIGN DATA WRAPPER kvstore;
-CREATE SERVER kv_bad FOREIGN DATA WRAPPER kvstore OPTIONS (brokers 'b:9092');
+
+-- servers: brokers, and librdkafka's properties, checked by librdkafka
+CREATE SERVER kv_bad FOREIGN DATA WRAPPER kvstore OPTIONS (brokers_list 'b:9092');
+CREATE SERVER kv_bad FOREIGN DATA WRAPPER kvstore OPTIONS (brokers '');
+CREATE SERVER kv_other FOREIGN DATA WRAPPER kvstore
+    OPTIONS (brokers 'b1:9092,b2:9092', "security.protocol" 'sasl_plaintext',
+             "sasl.mechanism" 'PLAIN', "socket.timeout.ms" '5000');
+ALTER SERVER kv_other OPTIONS (SET "socket.timeout.ms" 'soon');
+ALTER SERVER kv_other OPTIONS (ADD "bootstrap.servers" 'b:1');
+-- what kvstore sets for its guarantees is refused
+SELECT pg_temp.try(format($$ALTER SERVER kv_other OPTIONS (ADD %I 'x')$$, p))
+FROM unnest(ARRAY['transactional.id', 'enable.idempotence', 'isolation.level',
+                  'group.id', 'acks', 'message.timeout.ms']) p;
+ALTER SERVER kv_other OPTIONS (ADD "enable.idempotence" 'false');
+-- credentials go in a user mapping, which takes nothing else; messages
+-- never show their values
+ALTER SERVER kv_other OPTIONS (ADD "sasl.password" 'hunter2');
+SELECT pg_temp.try($$ALTER SERVER kv_other OPTIONS (ADD "sasl.username" 'kv')$$);
+CREATE USER MAPPING FOR CURRENT_USER SERVER kv_other OPTIONS ("socket.timeout.ms" '1');
+CREATE USER MAPPING FOR CURRENT_USER SERVER kv_other
+    OPTIONS ("sasl.username" 'kv', "sasl.password" 'hunter2');
+SELECT pg_temp.try($$ALTER USER MAPPING FOR CURRENT_USER SERVER kv_other OPTIONS (ADD "nonesuch" 'x')$$);
+
+-- properties that read files or load code are for superusers; the owner
+-- of a server may set the others
+CREATE ROLE kv_regress_owner;
+CREATE ROLE kv_regress_other;
+GRANT USAGE ON FOREIGN DATA WRAPPER kvstore TO kv_regress_owner;
+SET ROLE kv_regress_owner;
+CREATE SERVER kv_owned FOREIGN DATA WRAPPER kvstore
+    OPTIONS (brokers 'b:9092', "client.rack" 'r1');
+ALTER SERVER kv_owned OPTIONS (ADD "ssl.ca.location" '/etc/ssl/certs');
+ALTER SERVER kv_owned OPTIONS (ADD "plugin.library.paths" 'libplugin');
+ALTER SERVER kv_owned OPTIONS (ADD "sasl.kerberos.kinit.cmd" 'kinit');
+ALTER SERVER kv_owned OPTIONS (ADD "ssl.keystore.location" '/tmp/keystore.p12');
+CREATE USER MAPPING FOR kv_regress_owner SERVER kv_owned
+    OPTIONS ("sasl.username" 'owner', "sasl.password" 'hunter3');
+GRANT USAGE ON FOREIGN SERVER kv_owned TO kv_regress_other;
+RESET ROLE;
+ALTER SERVER kv_owned OPTIONS (ADD "ssl.ca.location" '/etc/ssl/certs');
+-- a user mapping's options: shown to its user, hidden from other roles
+SET ROLE kv_regress_owner;
+SELECT srvname, usename, umoptions FROM pg_user_mappings WHERE srvname = 'kv_owned';
+SET ROLE kv_regress_other;
+SELECT srvname, usename, umoptions FROM pg_user_mappings WHERE srvname = 'kv_owned';
+RESET ROLE;
+DROP USER MAPPING FOR kv_regress_owner SERVER kv_owned;
+DROP USER MAPPING FOR CURRENT_USER SERVER kv_other;
+DROP SERVER kv_owned, kv_other;
+REVOKE USAGE ON FOREIGN DATA WRAPPER kvstore FROM kv_regress_owner;
+DROP ROLE kv_regress_owner, kv_regress_other;
+
 CREATE FOREIGN TABLE ft (key text COLLATE "C", value text)
     SERVER kv OPTIONS (topc 'fdw_regress_kv');
 SELECT pg_temp.try($$CREATE FOREIGN TABLE ft (key text, value text) SERVER kv OPTIONS (format 'xml')$$);

@@ -140,7 +140,8 @@ CREATE FUNCTION kv_topics(
     OUT writes bigint,
     OUT skipped bigint,
     OUT worker_pid int,
-    OUT last_error text)
+    OUT last_error text,
+    OUT brokers text)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'kv_topics' LANGUAGE C VOLATILE;
 

@@ -16,8 +16,18 @@
  * columns) is checked when the table is used (KvFdwGetTable), since a
  * column option is validated without its table.
  *
+ * A server names its Kafka cluster with option brokers (else
+ * kvstore.brokers) and takes any other librdkafka property as an option;
+ * credentials go in user mappings (KvKafkaCheckOption says which go where).
+ * KvFdwConnection turns the server's options and those of the current
+ * user's mapping into the topic's connection (kafka.c).  The connection is
+ * looked up when a topic is opened, never kept in a plan, so that a plan
+ * cached for one role is run with the credentials of the role running
+ * it.  A server without Kafka properties uses the default connection, the
+ * one of the kv_* functions.
+ *
  * IMPORT FOREIGN SCHEMA makes one table (key text COLLATE "C", value text)
- * per topic of the cluster that this server may attach.
+ * per topic of the server's cluster that this server may attach.
  *
  * IDENTIFICATION
  *		  src/fdw.c
@@ -30,12 +40,15 @@
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_foreign_server.h"
 #include "catalog/pg_foreign_table.h"
+#include "catalog/pg_user_mapping.h"
 #include "commands/defrem.h"
 #include "foreign/fdwapi.h"
 #include "foreign/foreign.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/syscache.h"
 
 #include "kvstore.h"
 
@@ -51,6 +64,7 @@ typedef struct KvFdwOption
 
 static const KvFdwOption kv_fdw_options[] = {
 	{"batch_size", ForeignServerRelationId},
+	{"brokers", ForeignServerRelationId},
 	{"topic", ForeignTableRelationId},
 	{"format", ForeignTableRelationId},
 	{"batch_size", ForeignTableRelationId},
@@ -67,6 +81,7 @@ static List *kvImportForeignSchema(ImportForeignSchemaStmt *stmt,
 static bool is_valid_option(const char *name, Oid context);
 static char *valid_options_list(Oid context);
 static void check_option_value(DefElem *def, Oid context);
+static List *user_mapping_options(Oid userid, Oid serverid);
 
 /*
  * kvstore_fdw_handler
@@ -156,6 +171,14 @@ check_option_value(DefElem *def, Oid context)
 
 	if (strcmp(def->defname, "topic") == 0)
 		KvTopicCheckAllowed(value);
+	else if (strcmp(def->defname, "brokers") == 0)
+	{
+		if (value[0] == '\0' || strchr(value, '\n') != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid value for option \"brokers\": \"%s\"", value),
+					 errhint("brokers is a comma-separated list of host:port.")));
+	}
 	else if (strcmp(def->defname, "format") == 0)
 	{
 		if (strcmp(value, "raw") != 0 && strcmp(value, "json") != 0)
@@ -216,6 +239,15 @@ kvstore_fdw_validator(PG_FUNCTION_ARGS)
 	{
 		DefElem    *def = (DefElem *) lfirst(lc);
 
+		/* Other options of servers and user mappings are for librdkafka */
+		if ((catalog == ForeignServerRelationId &&
+			 !is_valid_option(def->defname, catalog)) ||
+			catalog == UserMappingRelationId)
+		{
+			KvKafkaCheckOption(def->defname, defGetString(def),
+							   catalog == UserMappingRelationId);
+			continue;
+		}
 		if (!is_valid_option(def->defname, catalog))
 		{
 			char	   *valid = valid_options_list(catalog);
@@ -248,6 +280,63 @@ kvstore_fdw_validator(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* The options of a user's mapping for a server, or of PUBLIC's; NIL if none */
+static List *
+user_mapping_options(Oid userid, Oid serverid)
+{
+	HeapTuple	tp;
+	Datum		datum;
+	bool		isnull;
+	List	   *options = NIL;
+
+	tp = SearchSysCache2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(userid),
+						 ObjectIdGetDatum(serverid));
+	if (!HeapTupleIsValid(tp))
+		tp = SearchSysCache2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(InvalidOid),
+							 ObjectIdGetDatum(serverid));
+	if (!HeapTupleIsValid(tp))
+		return NIL;
+	datum = SysCacheGetAttr(USERMAPPINGUSERSERVER, tp,
+							Anum_pg_user_mapping_umoptions, &isnull);
+	if (!isnull)
+		options = untransformRelOptions(datum);
+	ReleaseSysCache(tp);
+	return options;
+}
+
+/*
+ * KvFdwConnection
+ *		The connection of a server for the current user: the server's
+ *		librdkafka properties, then those of the user's mapping (or of
+ *		PUBLIC's), as kafka.c takes them; NULL for the default connection.
+ *
+ * Option brokers becomes bootstrap.servers.  Two users with different
+ * mappings have different connections, so each materializes the topics
+ * it reads in a slot of its own, consumed with its own credentials.
+ */
+char *
+KvFdwConnection(Oid serverid)
+{
+	ForeignServer *server = GetForeignServer(serverid);
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, list_concat(list_copy(server->options),
+							user_mapping_options(GetUserId(), serverid)))
+	{
+		DefElem    *def = (DefElem *) lfirst(lc);
+
+		if (strcmp(def->defname, "batch_size") == 0)
+			continue;
+		appendStringInfo(&buf, "%s%s=%s", buf.len > 0 ? "\n" : "",
+						 strcmp(def->defname, "brokers") == 0 ?
+						 "bootstrap.servers" : def->defname,
+						 defGetString(def));
+	}
+	return buf.len > 0 ? buf.data : NULL;
+}
+
 /*
  * kvImportForeignSchema
  *		One foreign table (key text COLLATE "C", value text) per topic of
@@ -273,7 +362,7 @@ kvImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 				 errhint("IMPORT FOREIGN SCHEMA of a kvstore server takes no options.")));
 	}
 
-	foreach(lc, KvTopicList())
+	foreach(lc, KvTopicList(KvFdwConnection(serverOid)))
 	{
 		char	   *topic = (char *) lfirst(lc);
 		bool		listed = false;

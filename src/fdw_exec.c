@@ -225,6 +225,7 @@ KvFdwGetTable(Relation rel)
 
 	t->name = pstrdup(RelationGetRelationName(rel));
 	t->topic = t->name;
+	t->serverid = ft->serverid;
 	t->batch_size = 1;
 	foreach(lc, server->options)
 	{
@@ -405,6 +406,7 @@ KvFdwTableToList(const KvFdwTable *t)
 					  makeInteger(t->key_attno));
 	list = lappend(list, kinds);
 	list = lappend(list, fields);
+	list = lappend(list, makeInteger((int) t->serverid));
 	return list;
 }
 
@@ -426,6 +428,7 @@ KvFdwTableFromList(List *list, Relation rel)
 	t->json = intVal(list_nth(list, 2)) != 0;
 	t->batch_size = intVal(list_nth(list, 3));
 	t->key_attno = intVal(list_nth(list, 4));
+	t->serverid = (Oid) intVal(list_nth(list, 7));
 	t->natts = list_length(kinds);
 	t->kinds = palloc0(sizeof(KvColumnKind) * t->natts);
 	t->fields = palloc0(sizeof(char *) * t->natts);
@@ -944,7 +947,8 @@ scan_init(ForeignScanState *node, int eflags)
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
 
-	st->ref = KvTopicOpen(st->table->topic, KV_OPEN_READ);
+	st->ref = KvTopicOpen(st->table->topic, KV_OPEN_READ,
+						  KvFdwConnection(st->table->serverid));
 	st->nconds = list_length(fsplan->fdw_exprs);
 	st->kinds = palloc(sizeof(KvCondKind) * Max(st->nconds, 1));
 	st->args = palloc(sizeof(ExprState *) * Max(st->nconds, 1));
@@ -1262,7 +1266,8 @@ modify_init(Relation rel, KvFdwTable *table, CmdType operation, bool open)
 	st->operation = operation;
 	st->cxt = CurrentMemoryContext;
 	if (open)
-		st->ref = KvTopicOpen(table->topic, KV_OPEN_WRITE);
+		st->ref = KvTopicOpen(table->topic, KV_OPEN_WRITE,
+							  KvFdwConnection(table->serverid));
 	st->row_cxt = AllocSetContextCreate(CurrentMemoryContext,
 										"kvstore write row",
 										ALLOCSET_DEFAULT_SIZES);
@@ -1677,7 +1682,8 @@ kvExecForeignTruncate(List *rels, DropBehavior behavior, bool restart_seqs)
 	{
 		Relation	rel = (Relation) lfirst(lc);
 		KvFdwTable *table = KvFdwGetTable(rel);
-		KvTopicRef *ref = KvTopicOpen(table->topic, KV_OPEN_READ);
+		KvTopicRef *ref = KvTopicOpen(table->topic, KV_OPEN_READ,
+									  KvFdwConnection(table->serverid));
 		KvScanBounds bounds = {0};
 		KvScan	   *scan = KvScanBegin(ref, &bounds);
 		bool		writing = false;
@@ -1705,7 +1711,8 @@ kvAnalyzeForeignTable(Relation relation, AcquireSampleRowsFunc *func,
 					  BlockNumber *totalpages)
 {
 	KvFdwTable *table = KvFdwGetTable(relation);
-	KvTopicRef *ref = KvTopicOpen(table->topic, KV_OPEN_READ);
+	KvTopicRef *ref = KvTopicOpen(table->topic, KV_OPEN_READ,
+								  KvFdwConnection(table->serverid));
 	uint64		bytes = ref->topic->index.bytes;	/* an estimate: unlocked */
 
 	*func = acquire_sample_rows;
@@ -1725,7 +1732,8 @@ acquire_sample_rows(Relation relation, int elevel, HeapTuple *rows,
 	TupleDesc	tupdesc = RelationGetDescr(relation);
 	List	   *attrs = NIL;
 	KvRowIO    *io;
-	KvTopicRef *ref = KvTopicOpen(table->topic, KV_OPEN_READ);
+	KvTopicRef *ref = KvTopicOpen(table->topic, KV_OPEN_READ,
+								  KvFdwConnection(table->serverid));
 	KvScanBounds bounds = {0};
 	KvScan	   *scan;
 	Datum	   *values = palloc(sizeof(Datum) * tupdesc->natts);

@@ -561,7 +561,8 @@ kvGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 	baserel->fdw_private = info;
 
 	/* An estimate: read without the topic lock */
-	ref = KvTopicOpen(info->table->topic, KV_OPEN_READ);
+	ref = KvTopicOpen(info->table->topic, KV_OPEN_READ,
+					  KvFdwConnection(info->table->serverid));
 	info->nkeys = (double) ref->topic->index.nkeys;
 	bytes = (double) ref->topic->index.bytes;
 

@@ -165,7 +165,7 @@ kv_put(PG_FUNCTION_ARGS)
 	rec = KvRecordFromBytes(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key),
 							VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value), false);
 	KvRecordCheck(name, &rec);
-	PG_RETURN_INT64(KvProducerWrite(KvTopicOpen(name, KV_OPEN_WRITE), &rec, 1, false));
+	PG_RETURN_INT64(KvProducerWrite(KvTopicOpen(name, KV_OPEN_WRITE, NULL), &rec, 1, false));
 }
 
 /*
@@ -182,7 +182,7 @@ kv_delete(PG_FUNCTION_ARGS)
 	rec = KvRecordFromBytes(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key),
 							NULL, 0, true);
 	KvRecordCheck(name, &rec);
-	PG_RETURN_INT64(KvProducerWrite(KvTopicOpen(name, KV_OPEN_WRITE), &rec, 1, false));
+	PG_RETURN_INT64(KvProducerWrite(KvTopicOpen(name, KV_OPEN_WRITE, NULL), &rec, 1, false));
 }
 
 /*
@@ -250,7 +250,7 @@ kv_put_many(PG_FUNCTION_ARGS)
 									value == NULL);
 		KvRecordCheck(name, &recs[i]);
 	}
-	PG_RETURN_INT64(KvProducerWrite(KvTopicOpen(name, KV_OPEN_WRITE), recs, nkeys, true));
+	PG_RETURN_INT64(KvProducerWrite(KvTopicOpen(name, KV_OPEN_WRITE, NULL), recs, nkeys, true));
 }
 
 /* A key's value, copied out of the index, or NULL */
@@ -261,7 +261,7 @@ get_value(FunctionCallInfo fcinfo, bool as_text)
 	bytea	   *key = bytes_arg(fcinfo, 1, "key", name);
 	KvRow		row;
 
-	if (!KvScanLookup(KvTopicOpen(name, KV_OPEN_READ),
+	if (!KvScanLookup(KvTopicOpen(name, KV_OPEN_READ, NULL),
 					  VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), &row))
 		PG_RETURN_NULL();
 	if (as_text)
@@ -296,7 +296,7 @@ kv_exists(PG_FUNCTION_ARGS)
 	bytea	   *key = bytes_arg(fcinfo, 1, "key", name);
 	KvRow		row;
 
-	PG_RETURN_BOOL(KvScanLookup(KvTopicOpen(name, KV_OPEN_READ),
+	PG_RETURN_BOOL(KvScanLookup(KvTopicOpen(name, KV_OPEN_READ, NULL),
 								VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), &row));
 }
 
@@ -402,7 +402,7 @@ scan_rows(FunctionCallInfo fcinfo, bool range, bool as_text)
 			bounds.prefixlen = VARSIZE_ANY_EXHDR(prefix);
 		}
 		if (max_rows != 0)
-			call->scan = KvScanBegin(KvTopicOpen(name, KV_OPEN_READ), &bounds);
+			call->scan = KvScanBegin(KvTopicOpen(name, KV_OPEN_READ, NULL), &bounds);
 		funcctx->user_fctx = call;
 		MemoryContextSwitchTo(oldcontext);
 	}
@@ -472,11 +472,11 @@ kv_range_bytea(PG_FUNCTION_ARGS)
 Datum
 kv_sync(PG_FUNCTION_ARGS)
 {
-	KvTopicRef *ref = KvTopicOpen(topic_arg(fcinfo, 0), KV_OPEN_READ);
+	KvTopicRef *ref = KvTopicOpen(topic_arg(fcinfo, 0), KV_OPEN_READ, NULL);
 	int64		end;
 
 	KvTopicWaitReady(ref);
-	end = KvKafkaEndOffset(ref->name);
+	end = KvKafkaEndOffset(ref->name, ref->conn);
 	if (end > 0)
 		KvTopicWaitApplied(ref, end - 1);
 	PG_RETURN_INT64(end);
@@ -507,7 +507,7 @@ kv_create_topic(PG_FUNCTION_ARGS)
 Datum
 kv_checksum(PG_FUNCTION_ARGS)
 {
-	KvTopicRef *ref = KvTopicOpen(topic_arg(fcinfo, 0), KV_OPEN_READ);
+	KvTopicRef *ref = KvTopicOpen(topic_arg(fcinfo, 0), KV_OPEN_READ, NULL);
 	TupleDesc	tupdesc;
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
@@ -546,8 +546,8 @@ kv_topics(PG_FUNCTION_ARGS)
 	for (int i = 0; (topic = KvTopicByIndex(i)) != NULL; i++)
 	{
 		KvTopic		copy;
-		Datum		values[16];
-		bool		nulls[16] = {0};
+		Datum		values[17];
+		bool		nulls[17] = {0};
 		int64		applied;
 		int64		target;
 		uint64		nkeys;
@@ -613,6 +613,8 @@ kv_topics(PG_FUNCTION_ARGS)
 			values[15] = CStringGetTextDatum(copy.last_error);
 		else
 			nulls[15] = true;
+		/* the cluster, never the rest of the connection: it may hold secrets */
+		values[16] = CStringGetTextDatum(KvKafkaBrokers(topic->conn[0] ? topic->conn : NULL));
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}

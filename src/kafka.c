@@ -16,6 +16,17 @@
  * so that cancel and statement_timeout are served, and retried while the
  * broker asked is down or does not know yet of a topic just created.
  *
+ * A connection is what a client adds to kvstore.brokers and
+ * kvstore.kafka_settings: the librdkafka properties of a foreign server
+ * and of the user mapping in use, as "name=value" lines (fdw.c builds
+ * it), bootstrap.servers among them when the server names its brokers.
+ * NULL is the default connection, the one of the kv_* functions.  A
+ * connection may hold secrets: nothing here puts a value of it in a
+ * message.  The validator of the foreign data wrapper checks each option
+ * with KvKafkaCheckOption: properties kvstore sets itself are refused,
+ * secrets belong in user mappings only, and properties that make the
+ * server read a file, run a command or load code are for superusers.
+ *
  * KvKafkaSqlstate is the one mapping from Kafka errors to SQLSTATEs.
  * Kafka being unreachable is HV00N and other Kafka failures HV000: class
  * 08 would tell connection pools that the PostgreSQL session is lost.
@@ -29,6 +40,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
@@ -44,16 +56,20 @@
 /* Longest librdkafka call between two checks for cancel */
 #define KV_POLL_MS 250
 
-/* The admin client of this backend, and the settings it was made with */
+/* The admin client of this backend, the settings it was made with, and
+ * its connection */
 static rd_kafka_t *kv_admin = NULL;
 static char *kv_admin_settings = NULL;
+static char *kv_admin_conn = NULL;
 
 static char kv_last_log[512];
 
 static void kv_log_cb(const rd_kafka_t *rk, int level, const char *fac,
 					  const char *buf);
 static const char *apply_settings(rd_kafka_conf_t *conf, const char *settings);
-static rd_kafka_t *get_admin(void);
+static bool is_listed(const char *name, const char *const *list);
+static bool is_superuser_property(const char *name);
+static rd_kafka_t *get_admin(const char *conn);
 static void destroy_admin(int code, Datum arg);
 static rd_kafka_event_t *wait_admin_event(rd_kafka_queue_t *queue,
 										  const char *topic);
@@ -216,33 +232,238 @@ apply_settings(rd_kafka_conf_t *conf, const char *settings)
 
 /*
  * KvKafkaSettingsNow
- *		The settings new clients are made with (kvstore.brokers and
- *		kvstore.kafka_settings), in TopMemoryContext, to keep beside a client.
+ *		The settings new clients of a connection are made with
+ *		(kvstore.brokers, kvstore.kafka_settings and the connection), in
+ *		TopMemoryContext, to keep beside a client.
  */
 char *
-KvKafkaSettingsNow(void)
+KvKafkaSettingsNow(const char *conn)
 {
 	return MemoryContextStrdup(TopMemoryContext,
-							   psprintf("%s\n%s", kvstore_brokers,
-										kvstore_kafka_settings ? kvstore_kafka_settings : ""));
+							   psprintf("%s\n%s\n%s", kvstore_brokers,
+										kvstore_kafka_settings ? kvstore_kafka_settings : "",
+										conn ? conn : ""));
 }
 
 /*
  * KvKafkaSettingsAre
  *		Whether settings kept by KvKafkaSettingsNow are still the ones new
- *		clients would be made with; a client made with others is replaced.
+ *		clients of the connection would be made with; a client made with
+ *		others is replaced.
  */
 bool
-KvKafkaSettingsAre(const char *settings)
+KvKafkaSettingsAre(const char *settings, const char *conn)
 {
-	size_t		len = strlen(kvstore_brokers);
+	const char *parts[3];
+
+	parts[0] = kvstore_brokers;
+	parts[1] = kvstore_kafka_settings ? kvstore_kafka_settings : "";
+	parts[2] = conn ? conn : "";
 
 	/* Every write passes here: compare without building the string */
-	return settings != NULL &&
-		strncmp(settings, kvstore_brokers, len) == 0 &&
-		settings[len] == '\n' &&
-		strcmp(settings + len + 1,
-			   kvstore_kafka_settings ? kvstore_kafka_settings : "") == 0;
+	if (settings == NULL)
+		return false;
+	for (int i = 0; i < 3; i++)
+	{
+		size_t		len = strlen(parts[i]);
+
+		if (strncmp(settings, parts[i], len) != 0)
+			return false;
+		settings += len;
+		if (*settings != (i < 2 ? '\n' : '\0'))
+			return false;
+		settings++;
+	}
+	return true;
+}
+
+/*
+ * KvKafkaBrokers
+ *		The bootstrap servers of a connection, for messages and kv_topics.
+ */
+const char *
+KvKafkaBrokers(const char *conn)
+{
+	static const char prefix[] = "bootstrap.servers=";
+	const char *line = conn;
+
+	while (line != NULL && *line != '\0')
+	{
+		const char *end = strchr(line, '\n');
+
+		if (strncmp(line, prefix, sizeof(prefix) - 1) == 0)
+		{
+			line += sizeof(prefix) - 1;
+			return end ? pnstrdup(line, end - line) : line;
+		}
+		line = end ? end + 1 : NULL;
+	}
+	return kvstore_brokers;
+}
+
+/*
+ * Properties that only a user mapping may set: secrets, and the identity
+ * they go with.  PostgreSQL shows the options of a user mapping only to
+ * superusers, and to the user it maps when that user may use the server.
+ */
+static const char *const kv_secret_properties[] = {
+	"sasl.username", "sasl.password", "ssl.key.password", "ssl.key.pem",
+	"ssl.keystore.password", "sasl.oauthbearer.client.secret",
+	"sasl.oauthbearer.config",
+	"sasl.oauthbearer.assertion.private.key.passphrase",
+	"sasl.oauthbearer.assertion.private.key.pem", NULL
+};
+
+/*
+ * Properties that make the server process read a file, run a command or
+ * load code, besides those whose names end as in kv_file_suffixes: only a
+ * superuser may set them.
+ */
+static const char *const kv_superuser_properties[] = {
+	"plugin.library.paths", "ssl.providers", "ssl.engine.id", NULL
+};
+static const char *const kv_file_suffixes[] = {
+	".location", ".file", ".cmd", ".path", ".paths", ".keytab", ".dir", NULL
+};
+
+/* Whether name is in a NULL-terminated list */
+static bool
+is_listed(const char *name, const char *const *list)
+{
+	for (int i = 0; list[i] != NULL; i++)
+		if (strcmp(name, list[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Whether a property reads a file, runs a command or loads code */
+static bool
+is_superuser_property(const char *name)
+{
+	size_t		len = strlen(name);
+
+	if (is_listed(name, kv_superuser_properties))
+		return true;
+	for (int i = 0; kv_file_suffixes[i] != NULL; i++)
+	{
+		size_t		slen = strlen(kv_file_suffixes[i]);
+
+		if (len > slen && strcmp(name + len - slen, kv_file_suffixes[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * KvKafkaCheckOption
+ *		Refuse a librdkafka property as an option of a foreign server, or
+ *		of a user mapping when user_mapping.
+ *
+ * Messages name the property, never its value: a value may be a secret.
+ */
+void
+KvKafkaCheckOption(const char *name, const char *value, bool user_mapping)
+{
+	rd_kafka_conf_t *conf;
+	rd_kafka_conf_res_t res;
+	char		errstr[256];
+	bool		secret = is_listed(name, kv_secret_properties);
+
+	if (strcmp(name, "bootstrap.servers") == 0 ||
+		strcmp(name, "metadata.broker.list") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("invalid option \"%s\"", name),
+				 errhint("Name the brokers with option \"brokers\" of the server.")));
+	if (is_listed(name, kv_reserved_properties))
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("invalid option \"%s\"", name),
+				 errdetail("kvstore sets librdkafka property %s itself, for its guarantees.", name)));
+	if (user_mapping && !secret)
+	{
+		StringInfoData valid;
+
+		initStringInfo(&valid);
+		for (int i = 0; kv_secret_properties[i] != NULL; i++)
+			appendStringInfo(&valid, "%s%s", i > 0 ? ", " : "",
+							 kv_secret_properties[i]);
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("invalid option \"%s\"", name),
+				 errhint("A user mapping of a kvstore server takes only credentials: %s; other properties are options of the server.",
+						 valid.data)));
+	}
+	if (!user_mapping && secret)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("option \"%s\" belongs in a user mapping", name),
+				 errdetail("The options of a server are readable by every role; those of a user mapping only by superusers and the user it maps."),
+				 errhint("Set it with CREATE USER MAPPING ... SERVER ... OPTIONS (%s '...').", name)));
+	if (is_superuser_property(name) && !superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to set option \"%s\"", name),
+				 errdetail("It makes the database server read a file, run a command or load code."),
+				 errhint("Only superusers may set it.")));
+	if (strchr(value, '\n') != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for option \"%s\"", name),
+				 errdetail("The value contains a line break.")));
+
+	/* librdkafka loads plugins as soon as this is set: leave it to the client */
+	if (strcmp(name, "plugin.library.paths") == 0)
+		return;
+	conf = rd_kafka_conf_new();
+	res = rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr));
+	rd_kafka_conf_destroy(conf);
+	if (res == RD_KAFKA_CONF_UNKNOWN)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("invalid option \"%s\"", name),
+				 errhint("Valid options of a kvstore server are batch_size, brokers and the properties of librdkafka.")));
+	if (res != RD_KAFKA_CONF_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for option \"%s\"", name),
+				 secret ? errdetail("librdkafka refused it.") :
+				 errdetail_internal("%s", errstr)));
+}
+
+/*
+ * Apply a connection's "name=value" lines to conf.  Returns NULL, or what
+ * is wrong, naming the property but never its value.
+ */
+static const char *
+apply_connection(rd_kafka_conf_t *conf, const char *conn)
+{
+	static char problem[256];
+	const char *line = conn;
+
+	while (line != NULL && *line != '\0')
+	{
+		const char *end = strchr(line, '\n');
+		const char *eq = strchr(line, '=');
+		char	   *name;
+		char	   *value;
+		char		errstr[256];
+
+		if (eq == NULL || (end != NULL && eq > end))
+			return "a line of the connection is not of the form name=value";
+		name = pnstrdup(line, eq - line);
+		value = end ? pnstrdup(eq + 1, end - eq - 1) : pstrdup(eq + 1);
+		if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+		{
+			snprintf(problem, sizeof(problem),
+					 "librdkafka refused the value of property %s.", name);
+			return problem;
+		}
+		pfree(name);
+		pfree(value);
+		line = end ? end + 1 : NULL;
+	}
+	return NULL;
 }
 
 /*
@@ -261,15 +482,17 @@ KvKafkaSettingsProblem(const char *settings)
 
 /*
  * KvKafkaConfNew
- *		A librdkafka configuration with the settings every client shares.
+ *		A librdkafka configuration with the settings every client of a
+ *		connection shares.
  *
- * role names the client to the broker (client.id).  Log lines are queued
+ * role names the client to the broker (client.id).  The properties of
+ * the connection, if not NULL, come last.  Log lines are queued
  * so that they are served on this thread by the poll calls.  Records of
  * up to KV_MAX_RECORD_BYTES of key and value fit with their overhead:
  * the limit is the broker's default, not librdkafka's smaller one.
  */
 rd_kafka_conf_t *
-KvKafkaConfNew(const char *role)
+KvKafkaConfNew(const char *role, const char *conn)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	char		client_id[64];
@@ -294,19 +517,36 @@ KvKafkaConfNew(const char *role)
 					 errdetail("%s", problem)));
 		}
 	}
+	if (conn != NULL)
+	{
+		const char *problem = apply_connection(conf, conn);
+
+		if (problem != NULL)
+		{
+			rd_kafka_conf_destroy(conf);
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid Kafka connection settings for brokers \"%s\"",
+							KvKafkaBrokers(conn)),
+					 errdetail("%s", problem)));
+		}
+	}
 	rd_kafka_conf_set_log_cb(conf, kv_log_cb);
 	return conf;
 }
 
-/* The admin client of this backend; a change of kvstore.brokers replaces it */
+/*
+ * The admin client of this backend for a connection; another connection,
+ * or a change of kvstore.brokers, replaces it
+ */
 static rd_kafka_t *
-get_admin(void)
+get_admin(const char *conn)
 {
 	rd_kafka_conf_t *conf;
 	char		errstr[512];
 	static bool exit_registered = false;
 
-	if (kv_admin != NULL && !KvKafkaSettingsAre(kv_admin_settings))
+	if (kv_admin != NULL && !KvKafkaSettingsAre(kv_admin_settings, conn))
 		destroy_admin(0, 0);
 	if (kv_admin != NULL)
 		return kv_admin;
@@ -316,7 +556,7 @@ get_admin(void)
 		on_proc_exit(destroy_admin, 0);
 		exit_registered = true;
 	}
-	conf = KvKafkaConfNew("admin");
+	conf = KvKafkaConfNew("admin", conn);
 	kv_admin = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
 	if (kv_admin == NULL)
 	{
@@ -328,7 +568,8 @@ get_admin(void)
 	}
 	conf = NULL;				/* now owned by the client */
 	rd_kafka_set_log_queue(kv_admin, NULL);
-	kv_admin_settings = KvKafkaSettingsNow();
+	kv_admin_settings = KvKafkaSettingsNow(conn);
+	kv_admin_conn = conn ? MemoryContextStrdup(TopMemoryContext, conn) : NULL;
 	return kv_admin;
 }
 
@@ -345,6 +586,11 @@ destroy_admin(int code, Datum arg)
 	{
 		pfree(kv_admin_settings);
 		kv_admin_settings = NULL;
+	}
+	if (kv_admin_conn != NULL)
+	{
+		pfree(kv_admin_conn);
+		kv_admin_conn = NULL;
 	}
 }
 
@@ -365,7 +611,7 @@ wait_admin_event(rd_kafka_queue_t *queue, const char *topic)
 				ereport(ERROR,
 						(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
 						 errmsg("timed out waiting for Kafka at \"%s\" to describe topic \"%s\"",
-								kvstore_brokers, topic),
+								KvKafkaBrokers(kv_admin_conn), topic),
 						 kv_last_log[0] ? errdetail_internal("%s", kv_last_log) : 0));
 			event = rd_kafka_queue_poll(queue, KV_POLL_MS);
 		}
@@ -436,7 +682,7 @@ topic_partitions(rd_kafka_t *rk, const char *topic)
 		ereport(ERROR,
 				(errcode(KvKafkaSqlstate(err)),
 				 errmsg("could not reach Kafka at \"%s\" to look up topic \"%s\"",
-						kvstore_brokers, topic),
+						KvKafkaBrokers(kv_admin_conn), topic),
 				 errdetail_internal("%s", kv_last_log[0] ? kv_last_log : rd_kafka_err2str(err))));
 
 	err = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
@@ -572,9 +818,9 @@ check_topic_config(rd_kafka_t *rk, const char *topic)
  * and compaction without retention (the latest value of every key kept).
  */
 bool
-KvKafkaTopicExists(const char *topic)
+KvKafkaTopicExists(const char *topic, const char *conn)
 {
-	rd_kafka_t *rk = get_admin();
+	rd_kafka_t *rk = get_admin(conn);
 	int			partitions = topic_partitions(rk, topic);
 
 	if (partitions < 0)
@@ -592,9 +838,9 @@ KvKafkaTopicExists(const char *topic)
  * topic exists already.
  */
 bool
-KvKafkaCreateTopic(const char *topic)
+KvKafkaCreateTopic(const char *topic, const char *conn)
 {
-	rd_kafka_t *rk = get_admin();
+	rd_kafka_t *rk = get_admin(conn);
 	rd_kafka_NewTopic_t *newt;
 	rd_kafka_queue_t *queue;
 	rd_kafka_event_t *event;
@@ -605,7 +851,7 @@ KvKafkaCreateTopic(const char *topic)
 	char		errstr[256];
 	char		detail[512];
 
-	if (KvKafkaTopicExists(topic))
+	if (KvKafkaTopicExists(topic, conn))
 		return false;
 
 	newt = rd_kafka_NewTopic_new(topic, 1, kvstore_replication_factor,
@@ -661,9 +907,9 @@ KvKafkaCreateTopic(const char *topic)
  * offset: records of open transactions are not counted.
  */
 int64
-KvKafkaEndOffset(const char *topic)
+KvKafkaEndOffset(const char *topic, const char *conn)
 {
-	rd_kafka_t *rk = get_admin();
+	rd_kafka_t *rk = get_admin(conn);
 	int64_t		low;
 	int64_t		high;
 	rd_kafka_resp_err_t err;
@@ -695,9 +941,9 @@ compare_names(const ListCell *a, const ListCell *b)
  *		sorted.
  */
 List *
-KvKafkaListTopics(void)
+KvKafkaListTopics(const char *conn)
 {
-	rd_kafka_t *rk = get_admin();
+	rd_kafka_t *rk = get_admin(conn);
 	const struct rd_kafka_metadata *md;
 	rd_kafka_resp_err_t err;
 	TimestampTz deadline;
@@ -711,7 +957,7 @@ KvKafkaListTopics(void)
 		ereport(ERROR,
 				(errcode(KvKafkaSqlstate(err)),
 				 errmsg("could not reach Kafka at \"%s\" to list its topics",
-						kvstore_brokers),
+						KvKafkaBrokers(conn)),
 				 errdetail_internal("%s", kv_last_log[0] ? kv_last_log : rd_kafka_err2str(err))));
 	for (int i = 0; i < md->topic_cnt; i++)
 	{

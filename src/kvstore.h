@@ -47,6 +47,12 @@
 #define KV_INDEX_MAX_KEY	((1 << 20) - 1)
 #define KV_INDEX_MAX_VALUE	((1 << 27) - 1)
 
+/*
+ * Longest connection kept per topic: the librdkafka properties of a
+ * foreign server and user mapping (kafka.c), with their line breaks
+ */
+#define KV_MAX_CONNECTION	2048
+
 /* Longest last-error text kept per topic */
 #define KV_MAX_ERROR_TEXT	256
 
@@ -193,6 +199,11 @@ typedef struct KvTopic
 	char		last_error[KV_MAX_ERROR_TEXT];
 
 	KvIndex		index;			/* protected by lock */
+
+	/* set when the slot is claimed, under the lock of the slot table */
+	uint64		conn_hash;		/* KvConnectionHash of conn */
+	char		conn[KV_MAX_CONNECTION];	/* the topic's connection, "" for
+											 * the default one */
 } KvTopic;
 
 /*
@@ -206,6 +217,7 @@ typedef struct KvTopicRef
 	KvTopic    *topic;
 	uint64		incarnation;
 	char		name[KV_MAX_TOPIC_NAME + 1];
+	const char *conn;			/* its connection, NULL for the default */
 } KvTopicRef;
 
 /* What opening a topic may do when this server has not attached it */
@@ -267,6 +279,7 @@ typedef struct KvFdwTable
 {
 	char	   *name;			/* of the foreign table, for messages */
 	char	   *topic;
+	Oid			serverid;		/* its server: the connection to Kafka */
 	bool		json;			/* format 'json': the value is a JSON object
 								 * of the non-key columns */
 	int			batch_size;		/* rows per batch of an INSERT */
@@ -360,6 +373,7 @@ extern uint32 KvWaitEvent(KvWait wait);
 /* in functions.c: SQL-callable, declared by PG_FUNCTION_INFO_V1 */
 
 /* in fdw.c: kvstore_fdw_handler, kvstore_fdw_validator (SQL-callable) */
+extern char *KvFdwConnection(Oid serverid);
 
 /* in fdw_plan.c: paths, plans and EXPLAIN of foreign scans and writes */
 extern void kvGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
@@ -451,16 +465,17 @@ extern int64 KvProducerWrite(KvTopicRef *ref, const KvRecord *recs, int nrecs,
 
 /* in worker.c */
 extern void KvLauncherRegister(void);
-extern bool KvWorkerStart(const char *topic);
+extern bool KvWorkerStart(const char *topic, uint64 conn_hash);
 extern PGDLLEXPORT void kvstore_worker_main(Datum main_arg);
 extern PGDLLEXPORT void kvstore_launcher_main(Datum main_arg);
 
 /* in topic.c */
 extern void KvTopicCheckAllowed(const char *name);
-extern List *KvTopicList(void);
+extern List *KvTopicList(const char *conn);
 extern bool KvTopicMemoryLimit(const char *setting, const char *name,
 							   uint64 *limit, const char **error);
-extern KvTopicRef *KvTopicOpen(const char *name, KvOpenMode mode);
+extern KvTopicRef *KvTopicOpen(const char *name, KvOpenMode mode,
+							   const char *conn);
 extern bool KvTopicCreate(const char *name);
 extern void KvTopicRecheck(KvTopicRef *ref);
 extern bool KvTopicDetach(const char *name);
@@ -476,18 +491,22 @@ extern void KvTopicSetError(KvTopic *topic, int sqlstate,
 
 /* in kafka.c */
 struct rd_kafka_conf_s;
-extern struct rd_kafka_conf_s *KvKafkaConfNew(const char *role);
+extern struct rd_kafka_conf_s *KvKafkaConfNew(const char *role,
+											  const char *conn);
 extern void KvKafkaConfSet(struct rd_kafka_conf_s *conf, const char *name,
 						   const char *value);
 extern int	KvKafkaSqlstate(int kafka_error);
 extern const char *KvKafkaLastLog(void);
 extern const char *KvKafkaSettingsProblem(const char *settings);
-extern char *KvKafkaSettingsNow(void);
-extern bool KvKafkaSettingsAre(const char *settings);
-extern bool KvKafkaTopicExists(const char *topic);
-extern bool KvKafkaCreateTopic(const char *topic);
-extern int64 KvKafkaEndOffset(const char *topic);
-extern List *KvKafkaListTopics(void);
+extern char *KvKafkaSettingsNow(const char *conn);
+extern bool KvKafkaSettingsAre(const char *settings, const char *conn);
+extern const char *KvKafkaBrokers(const char *conn);
+extern void KvKafkaCheckOption(const char *name, const char *value,
+							   bool user_mapping);
+extern bool KvKafkaTopicExists(const char *topic, const char *conn);
+extern bool KvKafkaCreateTopic(const char *topic, const char *conn);
+extern int64 KvKafkaEndOffset(const char *topic, const char *conn);
+extern List *KvKafkaListTopics(const char *conn);
 
 /* in shmem.c */
 extern Size KvShmemSize(void);
@@ -497,8 +516,12 @@ extern dsa_area *KvShmemArea(void);
 extern uint64 KvShmemHeld(void);
 extern bool KvShmemWarnArea(bool over, bool under);
 extern uint32 KvShmemTxnIdGeneration(int slot, bool advance, uint32 advance_from);
-extern KvTopic *KvTopicFind(const char *name, uint64 *incarnation);
-extern KvTopic *KvTopicClaim(const char *name, bool *claimed);
+extern uint64 KvConnectionHash(const char *conn);
+extern KvTopic *KvTopicFind(const char *name, const char *conn,
+							uint64 *incarnation);
+extern KvTopic *KvTopicFindHash(const char *name, uint64 conn_hash);
+extern KvTopic *KvTopicClaim(const char *name, const char *conn,
+							 bool *claimed);
 extern void KvTopicRelease(KvTopic *topic);
 extern KvTopic *KvTopicByIndex(int i);
 extern int	KvTopicFreeSlots(void);

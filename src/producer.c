@@ -116,11 +116,13 @@ static uint64 last_request = 0;
 
 static void kv_dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
 						 void *opaque);
-static rd_kafka_t *get_producer(bool transactional);
+static rd_kafka_t *get_producer(bool transactional, const char *conn);
 static int	backend_slot(void);
 static void transactional_id(char *buf, size_t size, uint32 generation);
-static bool init_transactions(rd_kafka_t *rk, TimestampTz deadline);
-static rd_kafka_t *new_producer(bool transactional, uint32 generation);
+static bool init_transactions(rd_kafka_t *rk, TimestampTz deadline,
+							  const char *conn);
+static rd_kafka_t *new_producer(bool transactional, uint32 generation,
+								 const char *conn);
 static void destroy_producer(rd_kafka_t **slot);
 static void release_topic(void);
 static void drop_if_fatal(void);
@@ -202,7 +204,7 @@ transactional_id(char *buf, size_t size, uint32 generation)
  * caller then moves to a new id.
  */
 static bool
-init_transactions(rd_kafka_t *rk, TimestampTz deadline)
+init_transactions(rd_kafka_t *rk, TimestampTz deadline, const char *conn)
 {
 	TimestampTz busy_since = 0;
 	rd_kafka_error_t *error;
@@ -260,7 +262,7 @@ init_transactions(rd_kafka_t *rk, TimestampTz deadline)
 		ereport(ERROR,
 				(errcode(KvKafkaSqlstate(code)),
 				 errmsg("could not start a Kafka transaction producer at \"%s\"",
-						kvstore_brokers),
+						KvKafkaBrokers(conn)),
 				 errdetail_internal("%s", detail)));
 	}
 	return true;
@@ -268,14 +270,14 @@ init_transactions(rd_kafka_t *rk, TimestampTz deadline)
 
 /* A new producer, transactional with the id of the given generation */
 static rd_kafka_t *
-new_producer(bool transactional, uint32 generation)
+new_producer(bool transactional, uint32 generation, const char *conn)
 {
 	rd_kafka_conf_t *conf;
 	rd_kafka_t *rk;
 	char		errstr[512];
 	char		value[128];
 
-	conf = KvKafkaConfNew(transactional ? "txn" : "producer");
+	conf = KvKafkaConfNew(transactional ? "txn" : "producer", conn);
 	KvKafkaConfSet(conf, "enable.idempotence", "true");
 	KvKafkaConfSet(conf, "acks", "all");
 	/*
@@ -316,18 +318,20 @@ new_producer(bool transactional, uint32 generation)
 /*
  * The producer of this backend, created on first use.
  *
- * A change of kvstore.brokers or kvstore.kafka_settings replaces the
+ * A change of kvstore.brokers or kvstore.kafka_settings, or a write
+ * through another connection (a foreign server's), replaces the
  * producers.  The transactional producer starts within KV_INIT_TIMEOUT_MS,
  * or kvstore.write_timeout if shorter.
  */
 static rd_kafka_t *
-get_producer(bool transactional)
+get_producer(bool transactional, const char *conn)
 {
 	rd_kafka_t **slot = transactional ? &kv_txn_producer : &kv_producer;
 	int			timeout = KV_INIT_TIMEOUT_MS;
 	TimestampTz deadline;
 
-	if (kv_producer_settings != NULL && !KvKafkaSettingsAre(kv_producer_settings))
+	if (kv_producer_settings != NULL &&
+		!KvKafkaSettingsAre(kv_producer_settings, conn))
 	{
 		destroy_producer(&kv_producer);
 		destroy_producer(&kv_txn_producer);
@@ -348,7 +352,7 @@ get_producer(bool transactional)
 		kv_callbacks_registered = true;
 	}
 	if (kv_producer_settings == NULL)
-		kv_producer_settings = KvKafkaSettingsNow();
+		kv_producer_settings = KvKafkaSettingsNow(conn);
 
 	if (kvstore_write_timeout > 0 && kvstore_write_timeout < timeout)
 		timeout = kvstore_write_timeout;
@@ -357,8 +361,8 @@ get_producer(bool transactional)
 	{
 		uint32		generation = KvShmemTxnIdGeneration(backend_slot(), false, 0);
 
-		*slot = new_producer(transactional, generation);
-		if (!transactional || init_transactions(*slot, deadline))
+		*slot = new_producer(transactional, generation, conn);
+		if (!transactional || init_transactions(*slot, deadline, conn))
 			return *slot;
 
 		/* The id's last transaction is still being ended: move on */
@@ -458,7 +462,7 @@ KvProducerBegin(KvTopicRef *ref, bool atomic)
 				 errmsg("cannot write to topic \"%s\" while a write to topic \"%s\" is in progress",
 						ref->name, cur.topic),
 				 errdetail("A statement may write to one topic at a time.")));
-	rk = get_producer(atomic);
+	rk = get_producer(atomic, ref->conn);
 	cur.rk = rk;
 
 	/*
@@ -574,8 +578,8 @@ wait_delivered(void)
 					 errdetail("The transaction is aborted: none of its records is stored.") :
 					 errdetail("The write may still be stored in Kafka."),
 					 last_log[0] ? errcontext("last Kafka log: %s", last_log) : 0,
-					 errhint("Check that the brokers in kvstore.brokers (\"%s\") are reachable.",
-							 kvstore_brokers)));
+					 errhint("Check that the brokers \"%s\" are reachable.",
+							 KvKafkaBrokers(cur.ref->conn))));
 		}
 		rd_kafka_poll(cur.rk, KV_POLL_MS);
 	}

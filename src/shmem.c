@@ -19,7 +19,11 @@
  * Locking protocol:
  *
  * - KvShared->lock (the first lock of the "kvstore" tranche) guards the
- *   slot table, the name of every slot, and the handle of the area.  Take
+ *   slot table, the name and connection of every slot, and the handle of
+ *   the area.  A slot is a topic of one connection (kafka.c): the same
+ *   topic name on two clusters, or with two users' credentials, is two
+ *   slots.  The connection of a claimed slot does not change until the
+ *   slot is freed.  Take
  *   it shared to find a topic, exclusively to claim or free a slot or to
  *   create the area.
  * - KvTopic->lock guards the topic's index.  The topic's materializer is
@@ -54,6 +58,7 @@
  */
 #include "postgres.h"
 
+#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "storage/dsm.h"
 #include "storage/ipc.h"
@@ -98,6 +103,31 @@ static int	kv_area_limit = 0;
 
 /* Where the last topic found by name sits, to skip the slot search */
 static int	last_found = -1;
+
+static bool slot_is(KvTopic *topic, const char *name, uint64 conn_hash,
+					const char *conn);
+
+/* Whether a slot holds a topic of a connection (NULL: the default one) */
+static bool
+slot_is(KvTopic *topic, const char *name, uint64 conn_hash, const char *conn)
+{
+	return topic->conn_hash == conn_hash &&
+		strcmp(topic->name, name) == 0 &&
+		strcmp(topic->conn, conn ? conn : "") == 0;
+}
+
+/*
+ * KvConnectionHash
+ *		The hash that tells the slots of a connection apart; 0 for the
+ *		default connection, NULL or "".
+ */
+uint64
+KvConnectionHash(const char *conn)
+{
+	if (conn == NULL || conn[0] == '\0')
+		return 0;
+	return hash_bytes_extended((const unsigned char *) conn, strlen(conn), 0) | 1;
+}
 
 /*
  * KvShmemSize
@@ -287,19 +317,20 @@ KvTopicByIndex(int i)
  *		slot's incarnation when found.
  */
 KvTopic *
-KvTopicFind(const char *name, uint64 *incarnation)
+KvTopicFind(const char *name, const char *conn, uint64 *incarnation)
 {
 	KvTopic    *found = NULL;
+	uint64		conn_hash = KvConnectionHash(conn);
 
 	KvCheckLoaded();
 
 	LWLockAcquire(kv_shared->lock, LW_SHARED);
 	if (last_found >= 0 &&
-		strcmp(kv_shared->topics[last_found].name, name) == 0)
+		slot_is(&kv_shared->topics[last_found], name, conn_hash, conn))
 		found = &kv_shared->topics[last_found];
 	for (int i = 0; found == NULL && i < kv_shared->ntopics; i++)
 	{
-		if (strcmp(kv_shared->topics[i].name, name) == 0)
+		if (slot_is(&kv_shared->topics[i], name, conn_hash, conn))
 		{
 			found = &kv_shared->topics[i];
 			last_found = i;
@@ -309,6 +340,30 @@ KvTopicFind(const char *name, uint64 *incarnation)
 		*incarnation = pg_atomic_read_u64(&found->incarnation);
 	LWLockRelease(kv_shared->lock);
 
+	return found;
+}
+
+/*
+ * KvTopicFindHash
+ *		The slot of a topic of the connection with the given hash, or NULL.
+ *
+ * For a worker, which knows its connection by hash only: a backend claimed
+ * the slot and stored the connection in it.
+ */
+KvTopic *
+KvTopicFindHash(const char *name, uint64 conn_hash)
+{
+	KvTopic    *found = NULL;
+
+	LWLockAcquire(kv_shared->lock, LW_SHARED);
+	for (int i = 0; found == NULL && i < kv_shared->ntopics; i++)
+	{
+		KvTopic    *topic = &kv_shared->topics[i];
+
+		if (topic->conn_hash == conn_hash && strcmp(topic->name, name) == 0)
+			found = topic;
+	}
+	LWLockRelease(kv_shared->lock);
 	return found;
 }
 
@@ -338,17 +393,19 @@ KvTopicFreeSlots(void)
  * slot is taken.
  */
 KvTopic *
-KvTopicClaim(const char *name, bool *claimed)
+KvTopicClaim(const char *name, const char *conn, bool *claimed)
 {
 	KvTopic    *found = NULL;
 	KvTopic    *free_slot = NULL;
+	uint64		conn_hash = KvConnectionHash(conn);
 
+	Assert(conn == NULL || strlen(conn) < KV_MAX_CONNECTION);
 	LWLockAcquire(kv_shared->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < kv_shared->ntopics; i++)
 	{
 		KvTopic    *topic = &kv_shared->topics[i];
 
-		if (strcmp(topic->name, name) == 0)
+		if (slot_is(topic, name, conn_hash, conn))
 		{
 			found = topic;
 			break;
@@ -362,6 +419,8 @@ KvTopicClaim(const char *name, bool *claimed)
 		*claimed = true;
 		found = free_slot;
 		strlcpy(found->name, name, sizeof(found->name));
+		found->conn_hash = conn_hash;
+		strlcpy(found->conn, conn ? conn : "", sizeof(found->conn));
 		SpinLockAcquire(&found->mutex);
 		found->state = KV_TOPIC_STARTING;
 		found->worker_pid = 0;
@@ -398,6 +457,8 @@ KvTopicRelease(KvTopic *topic)
 	topic->state = KV_TOPIC_FREE;
 	SpinLockRelease(&topic->mutex);
 	topic->name[0] = '\0';
+	topic->conn_hash = 0;
+	topic->conn[0] = '\0';
 	pg_atomic_fetch_add_u64(&topic->incarnation, 1);
 	LWLockRelease(kv_shared->lock);
 	ConditionVariableBroadcast(&topic->cv);

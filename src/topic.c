@@ -68,7 +68,8 @@ static char *trim(char *text);
 static bool name_matches(const char *pattern, const char *name);
 static void refuse_write_to_full(KvTopicRef *ref, int64 applied,
 								 const char *error);
-static KvTopic *attach(const char *name, KvOpenMode mode, uint64 *incarnation,
+static KvTopic *attach(const char *name, KvOpenMode mode, const char *conn,
+					   uint64 *incarnation,
 					   bool *created);
 static int64 wait_deadline_ms(TimestampTz deadline);
 static KvTopicState read_state(KvTopic *topic, int *error_code,
@@ -256,20 +257,21 @@ refuse_full(const char *name)
 
 /*
  * KvTopicList
- *		The topics of the cluster this server may attach, sorted by name.
+ *		The topics of the cluster of a connection (NULL: the default one)
+ *		this server may attach, sorted by name.
  *
  * Kafka's topics of one partition, without the internal ones and those
  * outside kvstore.allowed_topics; whether a topic is compacted is checked
  * when it is attached.
  */
 List *
-KvTopicList(void)
+KvTopicList(const char *conn)
 {
 	List	   *topics = NIL;
 	ListCell   *lc;
 
 	KvCheckLoaded();
-	foreach(lc, KvKafkaListTopics())
+	foreach(lc, KvKafkaListTopics(conn))
 	{
 		char	   *name = (char *) lfirst(lc);
 
@@ -286,7 +288,8 @@ KvTopicList(void)
  * tells whether this call created the topic in Kafka.
  */
 static KvTopic *
-attach(const char *name, KvOpenMode mode, uint64 *incarnation, bool *created)
+attach(const char *name, KvOpenMode mode, const char *conn,
+	   uint64 *incarnation, bool *created)
 {
 	KvTopic    *topic;
 	bool		claimed;
@@ -297,22 +300,22 @@ attach(const char *name, KvOpenMode mode, uint64 *incarnation, bool *created)
 
 	*created = false;
 	if (mode == KV_OPEN_CREATE)
-		*created = KvKafkaCreateTopic(name);
-	else if (!KvKafkaTopicExists(name))
+		*created = KvKafkaCreateTopic(name, conn);
+	else if (!KvKafkaTopicExists(name, conn))
 	{
 		if (mode == KV_OPEN_READ || !kvstore_auto_create_topics)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("topic \"%s\" does not exist", name),
 					 errhint("Create it with kv_create_topic('%s').", name)));
-		*created = KvKafkaCreateTopic(name);
+		*created = KvKafkaCreateTopic(name, conn);
 	}
 
-	topic = KvTopicClaim(name, &claimed);
+	topic = KvTopicClaim(name, conn, &claimed);
 	if (topic == NULL)
 		refuse_full(name);
 	*incarnation = pg_atomic_read_u64(&topic->incarnation);
-	if (claimed && !KvWorkerStart(name))
+	if (claimed && !KvWorkerStart(name, KvConnectionHash(conn)))
 	{
 		KvTopicRelease(topic);
 		ereport(ERROR,
@@ -330,10 +333,11 @@ attach(const char *name, KvOpenMode mode, uint64 *incarnation, bool *created)
  *
  * Reads open with KV_OPEN_READ and never create anything in Kafka; a
  * missing topic is an error.  The caller waits for the topic to be ready
- * when it needs to (KvTopicLockForRead and the writes do).
+ * when it needs to (KvTopicLockForRead and the writes do).  conn is the
+ * connection of a foreign table's server (kafka.c), NULL for the default.
  */
 KvTopicRef *
-KvTopicOpen(const char *name, KvOpenMode mode)
+KvTopicOpen(const char *name, KvOpenMode mode, const char *conn)
 {
 	KvTopicRef *ref;
 	KvTopic    *topic;
@@ -343,17 +347,28 @@ KvTopicOpen(const char *name, KvOpenMode mode)
 	KvCheckLoaded();
 	KvTopicCheckAllowed(name);
 
+	if (conn != NULL && conn[0] == '\0')
+		conn = NULL;
+	if (conn != NULL && strlen(conn) >= KV_MAX_CONNECTION)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("connection settings for topic \"%s\" are too long", name),
+				 errdetail("The options of the server and the user mapping take %zu bytes; kvstore keeps up to %d.",
+						   strlen(conn), KV_MAX_CONNECTION - 1)));
+
 	if (last_topic != NULL && strcmp(last_name, name) == 0 &&
-		pg_atomic_read_u64(&last_topic->incarnation) == last_incarnation)
+		pg_atomic_read_u64(&last_topic->incarnation) == last_incarnation &&
+		last_topic->conn_hash == KvConnectionHash(conn) &&
+		strcmp(last_topic->conn, conn ? conn : "") == 0)
 	{
 		topic = last_topic;
 		incarnation = last_incarnation;
 	}
 	else
 	{
-		topic = KvTopicFind(name, &incarnation);
+		topic = KvTopicFind(name, conn, &incarnation);
 		if (topic == NULL)
-			topic = attach(name, mode, &incarnation, &created);
+			topic = attach(name, mode, conn, &incarnation, &created);
 		last_topic = topic;
 		last_incarnation = incarnation;
 		strlcpy(last_name, name, sizeof(last_name));
@@ -363,6 +378,7 @@ KvTopicOpen(const char *name, KvOpenMode mode)
 	ref->topic = topic;
 	ref->incarnation = incarnation;
 	strlcpy(ref->name, name, sizeof(ref->name));
+	ref->conn = conn ? pstrdup(conn) : NULL;
 	return ref;
 }
 
@@ -381,9 +397,9 @@ KvTopicCreate(const char *name)
 	KvCheckLoaded();
 	KvTopicCheckAllowed(name);
 
-	if (KvTopicFind(name, &incarnation) != NULL)
+	if (KvTopicFind(name, NULL, &incarnation) != NULL)
 		return false;
-	(void) attach(name, KV_OPEN_CREATE, &incarnation, &created);
+	(void) attach(name, KV_OPEN_CREATE, NULL, &incarnation, &created);
 	return created;
 }
 
@@ -407,15 +423,16 @@ KvTopicRecheck(KvTopicRef *ref)
  *		Stop materializing a topic here: its worker empties the index, frees
  *		the slot and exits.  Returns false if the topic was not attached.
  *
- * Waits until the slot is freed.  A worker between two starts does it when
- * it starts.  Readers and writers of the topic meanwhile fail with 55000
+ * The topic of the default connection only: a foreign server's topic of
+ * the same name keeps its slot.  Waits until the slot is freed.  A worker
+ * between two starts does it when it starts.  Readers and writers of the topic meanwhile fail with 55000
  * once the slot is freed; the next statement attaches the topic again.
  */
 bool
 KvTopicDetach(const char *name)
 {
 	uint64		incarnation;
-	KvTopic    *topic = KvTopicFind(name, &incarnation);
+	KvTopic    *topic = KvTopicFind(name, NULL, &incarnation);
 	pid_t		pid;
 
 	if (topic == NULL)

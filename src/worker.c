@@ -125,10 +125,12 @@ static int64 consumer_position(const char *name);
  * KvWorkerStart
  *		Start the materializer of a topic whose slot was just claimed.
  *
- * Returns false when no background worker slot is free.
+ * The topic's name travels in bgw_extra, the hash of its connection in
+ * the main argument: the worker finds the connection in the slot.  Returns
+ * false when no background worker slot is free.
  */
 bool
-KvWorkerStart(const char *name)
+KvWorkerStart(const char *name, uint64 conn_hash)
 {
 	BackgroundWorker worker;
 
@@ -141,6 +143,7 @@ KvWorkerStart(const char *name)
 	snprintf(worker.bgw_name, BGW_MAXLEN, "kvstore worker for topic %s", name);
 	strlcpy(worker.bgw_type, "kvstore worker", BGW_MAXLEN);
 	strlcpy(worker.bgw_extra, name, BGW_EXTRALEN);
+	worker.bgw_main_arg = UInt64GetDatum(conn_hash);
 	return RegisterDynamicBackgroundWorker(&worker, NULL);
 }
 
@@ -200,7 +203,7 @@ kvstore_launcher_main(Datum main_arg)
 
 			PG_TRY();
 			{
-				(void) KvTopicOpen(name, KV_OPEN_WRITE);
+				(void) KvTopicOpen(name, KV_OPEN_WRITE, NULL);
 			}
 			PG_CATCH();
 			{
@@ -285,7 +288,8 @@ worker_fail(const char *fmt,...)
 static rd_kafka_t *
 consumer_create(void)
 {
-	rd_kafka_conf_t *conf = KvKafkaConfNew("worker");
+	rd_kafka_conf_t *conf = KvKafkaConfNew("worker",
+										   my_topic->conn[0] ? my_topic->conn : NULL);
 	rd_kafka_t *rk;
 	char		errstr[512];
 	char		group[64];
@@ -773,7 +777,25 @@ kvstore_worker_main(Datum main_arg)
 	/* No database: only so that pg_stat_activity shows the worker and its waits */
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 
-	my_topic = KvTopicClaim(name, &claimed);
+	/*
+	 * A topic of a foreign server's connection: the backend that attached
+	 * it claimed the slot and stored the connection there.  After a crash
+	 * restart the slot is gone, and with it the connection: the next use
+	 * of the topic attaches it again.
+	 */
+	if (DatumGetUInt64(main_arg) != 0)
+	{
+		my_topic = KvTopicFindHash(name, DatumGetUInt64(main_arg));
+		if (my_topic == NULL)
+		{
+			ereport(LOG,
+					(errmsg("kvstore worker of topic \"%s\" exits: the connection of its server is not known after a restart",
+							name)));
+			proc_exit(0);
+		}
+	}
+	else
+		my_topic = KvTopicClaim(name, NULL, &claimed);
 	if (my_topic == NULL)
 	{
 		ereport(LOG,

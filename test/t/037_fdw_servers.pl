@@ -1,0 +1,121 @@
+# Foreign servers with their own connection to Kafka: two servers that
+# name two clusters read and write each its own, and the same topic name
+# on both is two topics; kv_topics shows the cluster of each.  A user
+# mapping's credentials make a connection of their own and never show.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use KvstoreTest;
+
+my $first = kv_brokers();
+my $dir = PostgreSQL::Test::Utils::tempdir('kafka-second');
+my $second = kv_kafka('start', $dir, 1);
+isnt($second, $first, 'a second Kafka cluster runs beside the first');
+
+my $node = kv_node('servers', conf => "restart_after_crash = on");
+my $t = kv_topic('both');
+my $only = kv_topic('second_only');
+
+$node->safe_psql(
+	'postgres', qq{
+CREATE SERVER one FOREIGN DATA WRAPPER kvstore OPTIONS (brokers '$first');
+CREATE SERVER two FOREIGN DATA WRAPPER kvstore
+    OPTIONS (brokers '$second', "socket.keepalive.enable" 'true');
+CREATE FOREIGN TABLE t_one (key text COLLATE "C", value text) SERVER one OPTIONS (topic '$t');
+CREATE FOREIGN TABLE t_two (key text COLLATE "C", value text) SERVER two OPTIONS (topic '$t');
+CREATE FOREIGN TABLE only_two (key text COLLATE "C", value text) SERVER two OPTIONS (topic '$only');
+});
+
+# ===================================================================
+# each server reads and writes its own cluster
+# ===================================================================
+$node->safe_psql('postgres', "INSERT INTO t_one VALUES ('k', 'one'), ('a', '1')");
+$node->safe_psql('postgres', "INSERT INTO t_two VALUES ('k', 'two')");
+$node->safe_psql('postgres', "INSERT INTO only_two VALUES ('x', 'y')");
+is($node->safe_psql('postgres', "SELECT string_agg(key || '=' || value, ',' ORDER BY key) FROM t_one"),
+	'a=1,k=one', 'the table of the first server reads what was written through it');
+is($node->safe_psql('postgres', "SELECT string_agg(key || '=' || value, ',' ORDER BY key) FROM t_two"),
+	'k=two', 'the table of the second server reads its own cluster: the same topic name is another topic');
+is(kv_kcat_consume($t, 'read_committed', $first), "0 k=one\n1 a=1\n",
+	'the first cluster holds the first server\'s records');
+is(kv_kcat_consume($t, 'read_committed', $second), "0 k=two\n",
+	'the second cluster holds the second server\'s');
+is(kv_kcat_consume($only, 'read_committed', $second), "0 x=y\n",
+	'a topic written through the second server is created on its cluster');
+like(kv_fails($node, "SELECT kv_get('$only', 'x')"),
+	qr/ERROR:  42704: topic "$only" does not exist/,
+	'and the functions, which use kvstore.brokers, do not find it');
+is($node->safe_psql('postgres', "SELECT kv_get('$t', 'k')"),
+	'one', 'the functions read the first cluster');
+
+is( $node->safe_psql(
+		'postgres',
+		"SELECT string_agg(brokers, ',' ORDER BY brokers) FROM kv_topics WHERE topic = '$t'"),
+	join(',', sort ($first, $first, $second)),
+	'kv_topics shows the topic once per connection, with the brokers of each');
+
+# UPDATE and DELETE stay on their cluster
+$node->safe_psql('postgres', "UPDATE t_two SET value = 'changed' WHERE key = 'k'");
+$node->safe_psql('postgres', "DELETE FROM t_one WHERE key = 'a'");
+is( $node->safe_psql(
+		'postgres',
+		"SELECT (SELECT string_agg(key || '=' || value, ',') FROM t_one), (SELECT string_agg(key || '=' || value, ',') FROM t_two)"),
+	'k=one|k=changed', 'UPDATE and DELETE reach only their own cluster');
+
+# IMPORT FOREIGN SCHEMA lists the server's cluster
+$node->safe_psql('postgres',
+	"CREATE SCHEMA imported; IMPORT FOREIGN SCHEMA kafka LIMIT TO (\"$t\", \"$only\") FROM SERVER two INTO imported");
+is( $node->safe_psql(
+		'postgres', "SELECT (SELECT value FROM imported.\"$only\" WHERE key = 'x'), (SELECT count(*) FROM imported.\"$t\")"),
+	'y|1', 'IMPORT FOREIGN SCHEMA makes tables of the server\'s cluster');
+
+# ===================================================================
+# user mappings: credentials of each user, never shown
+# ===================================================================
+$node->safe_psql(
+	'postgres', qq{
+SET log_statement = 'none';
+CREATE ROLE alice LOGIN;
+CREATE ROLE bob LOGIN;
+GRANT SELECT, INSERT ON t_two TO alice, bob;
+CREATE USER MAPPING FOR alice SERVER two OPTIONS ("sasl.username" 'alice', "sasl.password" 'alice-secret');
+CREATE USER MAPPING FOR bob SERVER two OPTIONS ("sasl.username" 'bob', "sasl.password" 'bob-secret');
+GRANT pg_read_all_stats TO alice;
+GRANT SELECT ON kv_topics TO alice;
+GRANT EXECUTE ON FUNCTION kv_topics() TO alice;
+});
+is($node->safe_psql('postgres', "SET ROLE alice; SELECT value FROM t_two WHERE key = 'k'"),
+	'changed', 'a user with a mapping reads the table');
+$node->safe_psql('postgres', "SET ROLE bob; INSERT INTO t_two VALUES ('bob', 'b')");
+is($node->safe_psql('postgres', "SET ROLE alice; SELECT value FROM t_two WHERE key = 'bob'"),
+	'b', 'what another user wrote with other credentials');
+is( $node->safe_psql(
+		'postgres', "SELECT count(*) FROM kv_topics WHERE topic = '$t' AND brokers = '$second'"),
+	'3', 'each user mapping is a connection of its own: a slot per user');
+is( $node->safe_psql(
+		'postgres', "SET ROLE alice; SELECT count(*) FROM kv_topics WHERE kv_topics::text LIKE '%secret%'"),
+	'0', 'kv_topics never shows the credentials');
+is( $node->safe_psql(
+		'postgres', "SET ROLE bob; SELECT count(*) FROM pg_user_mappings WHERE umoptions::text LIKE '%alice%'"),
+	'0', 'nor does pg_user_mappings show one user\'s to another');
+ok(!$node->log_contains(qr/alice-secret|bob-secret/), 'nor does the server log');
+
+# ===================================================================
+# a crash restart forgets the connections; the next read attaches again
+# ===================================================================
+my $pid = $node->safe_psql('postgres',
+	"SELECT worker_pid FROM kv_topics WHERE topic = '$only'");
+ok($pid > 0, 'the topic of the second server has a worker');
+kill 'KILL', $pid;
+ok( $node->poll_query_until(
+		'postgres', "SELECT value = 'y' FROM only_two WHERE key = 'x'"),
+	'after a crash restart the table of the second server reads its cluster again');
+ok( $node->wait_for_log(
+		qr/kvstore worker of topic "$only" exits: the connection of its server is not known after a restart/),
+	'the worker the postmaster restarted left, not knowing the connection');
+
+$node->stop;
+done_testing();

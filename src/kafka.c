@@ -563,8 +563,10 @@ get_admin(const char *conn)
 		rd_kafka_conf_destroy(conf);
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_ERROR),
-				 errmsg("could not create a Kafka client"),
-				 errdetail_internal("%s", errstr)));
+				 errmsg("could not create a Kafka client for brokers \"%s\"",
+						KvKafkaBrokers(conn)),
+				 errdetail_internal("%s", errstr),
+				 conn ? errhint("Check the options of the foreign server, and the user mapping of the current user.") : 0));
 	}
 	conf = NULL;				/* now owned by the client */
 	rd_kafka_set_log_queue(kv_admin, NULL);

@@ -69,8 +69,7 @@ static bool name_matches(const char *pattern, const char *name);
 static void refuse_write_to_full(KvTopicRef *ref, int64 applied,
 								 const char *error);
 static KvTopic *attach(const char *name, KvOpenMode mode, const char *conn,
-					   uint64 *incarnation,
-					   bool *created);
+					   uint64 *incarnation, bool *created);
 static int64 wait_deadline_ms(TimestampTz deadline);
 static KvTopicState read_state(KvTopic *topic, int *error_code,
 							   char *error, size_t errorsize);

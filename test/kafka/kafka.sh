@@ -13,12 +13,17 @@
 #   kafka.sh kill-node DIR N       kill node N (SIGKILL)
 #   kafka.sh start-node DIR N      start node N again and wait for it
 #   kafka.sh bootstrap DIR         print the bootstrap servers
+#   kafka.sh sasl-bootstrap DIR    print the bootstrap servers of the
+#                                  SASL_PLAINTEXT listeners
 #   kafka.sh topics DIR ARGS...    run kafka-topics (TopicCommand) on DIR
 #
 # KAFKA_VERSION picks the version (default 4.4.0; 3.x and 4.x, each line
 # with its own pom-3.xml or pom-4.xml, as they log differently); versions
 # are cached side by side.  KAFKA_LIBS overrides the jar folder: the
 # version is then that of the jars in it.  Ports are chosen free at start.
+# KAFKA_SASL_USERS ("user=password,user=password") at start gives every
+# node a second listener, SASL_PLAINTEXT with mechanism PLAIN for those
+# users (no authorizer: any user may do anything).
 #
 set -euo pipefail
 
@@ -79,18 +84,29 @@ java_cmd() {
 
 # Write the configuration of node $2 of a cluster of $3 in $1
 write_config() {
-	local dir=$1 id=$2 nodes=$3 voters=$4 port=$5 cport=$6
-	local rf=1 isr=1
+	local dir=$1 id=$2 nodes=$3 voters=$4 port=$5 cport=$6 sport=${7:-}
+	local rf=1 isr=1 listeners advertised map users="" pair
 	if [ "$nodes" -ge 3 ]; then rf=3; isr=2; fi
+	listeners=PLAINTEXT://127.0.0.1:$port
+	advertised=PLAINTEXT://127.0.0.1:$port
+	map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+	if [ -n "$sport" ]; then
+		listeners=$listeners,SASL_PLAINTEXT://127.0.0.1:$sport
+		advertised=$advertised,SASL_PLAINTEXT://127.0.0.1:$sport
+		map=$map,SASL_PLAINTEXT:SASL_PLAINTEXT
+		for pair in ${KAFKA_SASL_USERS//,/ }; do
+			users="$users user_${pair%%=*}=\"${pair#*=}\""
+		done
+	fi
 	mkdir -p "$dir/data"
 	cat > "$dir/server.properties" <<CONF
 process.roles=broker,controller
 node.id=$id
 controller.quorum.voters=$voters
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$listeners,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=$map
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$dir/data
 num.partitions=1
@@ -105,6 +121,12 @@ min.insync.replicas=$isr
 group.initial.rebalance.delay.ms=0
 log.cleaner.backoff.ms=1000
 CONF
+	if [ -n "$sport" ]; then
+		cat >> "$dir/server.properties" <<CONF
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$users;
+CONF
+	fi
 	write_logging "$dir" INFO file
 	echo "$port" > "$dir/port"
 }
@@ -181,24 +203,30 @@ start() {
 	# Command-line tools run in $dir log warnings only, to stderr
 	write_logging "$dir" WARN stderr
 	jars_version > "$dir/version"
-	local ports=() cports=()
+	local ports=() cports=() sports=()
 	for i in $(seq 1 "$nodes"); do
 		ports+=("$(free_port)")
 		cports+=("$(free_port)")
+		sports+=("${KAFKA_SASL_USERS:+$(free_port)}")
 		voters="${voters:+$voters,}$i@127.0.0.1:${cports[$((i - 1))]}"
 	done
 	local cluster_id
 	cluster_id=$( (java_cmd "$dir" kafka.tools.StorageTool random-uuid) 2>/dev/null | tail -n 1)
-	local bootstrap=""
+	local bootstrap="" sasl_bootstrap=""
 	for i in $(seq 1 "$nodes"); do
 		local node="$dir/node$i"
-		write_config "$node" "$i" "$nodes" "$voters" "${ports[$((i - 1))]}" "${cports[$((i - 1))]}"
+		write_config "$node" "$i" "$nodes" "$voters" "${ports[$((i - 1))]}" "${cports[$((i - 1))]}" \
+			"${sports[$((i - 1))]}"
 		(java_cmd "$node" kafka.tools.StorageTool format -t "$cluster_id" \
 			-c "$node/server.properties") > "$node/format.log" 2>&1 ||
 			{ cat "$node/format.log" >&2; die "could not format node $i"; }
 		bootstrap="${bootstrap:+$bootstrap,}127.0.0.1:${ports[$((i - 1))]}"
+		if [ -n "${sports[$((i - 1))]}" ]; then
+			sasl_bootstrap="${sasl_bootstrap:+$sasl_bootstrap,}127.0.0.1:${sports[$((i - 1))]}"
+		fi
 	done
 	echo "$bootstrap" > "$dir/bootstrap"
+	echo "$sasl_bootstrap" > "$dir/sasl_bootstrap"
 	echo "$nodes" > "$dir/nodes"
 	for i in $(seq 1 "$nodes"); do
 		start_node_process "$dir/node$i"
@@ -254,6 +282,7 @@ case "$cmd" in
 	kill-node) stop_node "$1/node$2" KILL ;;
 	start-node) start_node "$@" ;;
 	bootstrap) bootstrap_of "$@" ;;
+	sasl-bootstrap) cat "$1/sasl_bootstrap" ;;
 	topics) topics "$@" ;;
-	*) sed -n '3,24p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+	*) sed -n '3,27p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

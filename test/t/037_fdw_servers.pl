@@ -1,7 +1,9 @@
 # Foreign servers with their own connection to Kafka: two servers that
 # name two clusters read and write each its own, and the same topic name
 # on both is two topics; kv_topics shows the cluster of each.  A user
-# mapping's credentials make a connection of their own and never show.
+# mapping's credentials make a connection of their own and never show;
+# on a SASL listener, each user connects with the password of its own
+# mapping.
 use strict;
 use warnings;
 
@@ -12,7 +14,12 @@ use KvstoreTest;
 
 my $first = kv_brokers();
 my $dir = PostgreSQL::Test::Utils::tempdir('kafka-second');
-my $second = kv_kafka('start', $dir, 1);
+my $second;
+{
+	local $ENV{KAFKA_SASL_USERS} = 'alice=alice-secret,bob=bob-secret';
+	$second = kv_kafka('start', $dir, 1);
+}
+my $sasl = kv_kafka('sasl-bootstrap', $dir);
 isnt($second, $first, 'a second Kafka cluster runs beside the first');
 
 my $node = kv_node('servers', conf => "restart_after_crash = on");
@@ -101,13 +108,42 @@ is( $node->safe_psql(
 is( $node->safe_psql(
 		'postgres', "SET ROLE bob; SELECT count(*) FROM pg_user_mappings WHERE umoptions::text LIKE '%alice%'"),
 	'0', 'nor does pg_user_mappings show one user\'s to another');
-ok(!$node->log_contains(qr/alice-secret|bob-secret/), 'nor does the server log');
+
+# ===================================================================
+# a SASL listener: each user authenticates with its own mapping
+# ===================================================================
+$node->safe_psql(
+	'postgres', qq{
+SET log_statement = 'none';
+CREATE SERVER secure FOREIGN DATA WRAPPER kvstore
+    OPTIONS (brokers '$sasl', "security.protocol" 'SASL_PLAINTEXT', "sasl.mechanism" 'PLAIN');
+CREATE FOREIGN TABLE t_secure (key text COLLATE "C", value text)
+    SERVER secure OPTIONS (topic '$only');
+GRANT SELECT ON t_secure TO alice, bob;
+CREATE USER MAPPING FOR alice SERVER secure
+    OPTIONS ("sasl.username" 'alice', "sasl.password" 'alice-secret');
+CREATE USER MAPPING FOR bob SERVER secure
+    OPTIONS ("sasl.username" 'bob', "sasl.password" 'wrong-password');
+});
+is($node->safe_psql('postgres', "SET ROLE alice; SELECT value FROM t_secure WHERE key = 'x'"),
+	'y', 'a user authenticates with the password of its mapping');
+my $refused = kv_fails($node, "SET ROLE bob; SELECT value FROM t_secure WHERE key = 'x'");
+like($refused, qr/ERROR:  HV00N: .*"$only"/, 'a user whose mapping has a wrong password cannot reach Kafka');
+unlike($refused, qr/wrong-password/, 'and the error does not show the password');
+like(
+	kv_fails($node, "SELECT value FROM t_secure WHERE key = 'x'"),
+	qr/ERROR:  HV000: could not create a Kafka client for brokers "\Q$sasl\E"\nDETAIL:  sasl.username and sasl.password must be set\nHINT:  Check the options of the foreign server, and the user mapping of the current user./,
+	'nor can a user without a mapping, who is told where to look');
+is( $node->safe_psql(
+		'postgres', "SELECT count(*) FROM kv_topics WHERE topic = '$only' AND brokers = '$sasl'"),
+	'1', 'kv_topics shows the topic on the SASL listener once: only the user who connected attached it');
+ok(!$node->log_contains(qr/alice-secret|bob-secret|wrong-password/), 'no password reaches the server log');
 
 # ===================================================================
 # a crash restart forgets the connections; the next read attaches again
 # ===================================================================
 my $pid = $node->safe_psql('postgres',
-	"SELECT worker_pid FROM kv_topics WHERE topic = '$only'");
+	"SELECT worker_pid FROM kv_topics WHERE topic = '$only' AND brokers = '$second'");
 ok($pid > 0, 'the topic of the second server has a worker');
 kill 'KILL', $pid;
 ok( $node->poll_query_until(

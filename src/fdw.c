@@ -48,6 +48,8 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
 #include "utils/syscache.h"
 
 #include "kvstore.h"
@@ -82,6 +84,17 @@ static bool is_valid_option(const char *name, Oid context);
 static char *valid_options_list(Oid context);
 static void check_option_value(DefElem *def, Oid context);
 static List *user_mapping_options(Oid userid, Oid serverid);
+static void connection_cache_reset(Datum arg, int cacheid, uint32 hashvalue);
+
+/*
+ * The connection KvFdwConnection built last, kept until the catalog of
+ * servers or user mappings changes: every statement on a table asks for it
+ */
+static bool conn_cache_valid = false;
+static bool conn_cache_callbacks = false;
+static Oid	conn_cache_server = InvalidOid;
+static Oid	conn_cache_user = InvalidOid;
+static char *conn_cache = NULL; /* in TopMemoryContext; NULL: the default */
 
 /*
  * kvstore_fdw_handler
@@ -312,18 +325,33 @@ user_mapping_options(Oid userid, Oid serverid)
  *
  * Option brokers becomes bootstrap.servers.  Two users with different
  * mappings have different connections, so each materializes the topics
- * it reads in a slot of its own, consumed with its own credentials.
+ * it reads in a slot of its own, consumed with its own credentials.  The
+ * result is the backend's until the next call: callers copy it.
  */
-char *
+const char *
 KvFdwConnection(Oid serverid)
 {
-	ForeignServer *server = GetForeignServer(serverid);
+	Oid			userid = GetUserId();
+	ForeignServer *server;
 	StringInfoData buf;
 	ListCell   *lc;
 
+	if (conn_cache_valid && conn_cache_server == serverid &&
+		conn_cache_user == userid)
+		return conn_cache;
+	if (!conn_cache_callbacks)
+	{
+		CacheRegisterSyscacheCallback(FOREIGNSERVEROID,
+									  connection_cache_reset, (Datum) 0);
+		CacheRegisterSyscacheCallback(USERMAPPINGOID,
+									  connection_cache_reset, (Datum) 0);
+		conn_cache_callbacks = true;
+	}
+
+	server = GetForeignServer(serverid);
 	initStringInfo(&buf);
 	foreach(lc, list_concat(list_copy(server->options),
-							user_mapping_options(GetUserId(), serverid)))
+							user_mapping_options(userid, serverid)))
 	{
 		DefElem    *def = (DefElem *) lfirst(lc);
 
@@ -334,7 +362,22 @@ KvFdwConnection(Oid serverid)
 						 "bootstrap.servers" : def->defname,
 						 defGetString(def));
 	}
-	return buf.len > 0 ? buf.data : NULL;
+
+	if (conn_cache != NULL)
+		pfree(conn_cache);
+	conn_cache = buf.len > 0 ? MemoryContextStrdup(TopMemoryContext, buf.data) : NULL;
+	pfree(buf.data);
+	conn_cache_server = serverid;
+	conn_cache_user = userid;
+	conn_cache_valid = true;
+	return conn_cache;
+}
+
+/* A server or user mapping changed: build the connection again */
+static void
+connection_cache_reset(Datum arg, int cacheid, uint32 hashvalue)
+{
+	conn_cache_valid = false;
 }
 
 /*

@@ -373,7 +373,7 @@ extern uint32 KvWaitEvent(KvWait wait);
 /* in functions.c: SQL-callable, declared by PG_FUNCTION_INFO_V1 */
 
 /* in fdw.c: kvstore_fdw_handler, kvstore_fdw_validator (SQL-callable) */
-extern char *KvFdwConnection(Oid serverid);
+extern const char *KvFdwConnection(Oid serverid);
 
 /* in fdw_plan.c: paths, plans and EXPLAIN of foreign scans and writes */
 extern void kvGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,

@@ -137,6 +137,21 @@ like(
 is( $node->safe_psql(
 		'postgres', "SELECT count(*) FROM kv_topics WHERE topic = '$only' AND brokers = '$sasl'"),
 	'1', 'kv_topics shows the topic on the SASL listener once: only the user who connected attached it');
+
+# A session sees a changed mapping at its next statement
+my $bob = kv_session($node);
+kv_query($bob, 'SET ROLE bob');
+my (undef, $bob_err) = kv_query($bob, "SELECT value FROM t_secure WHERE key = 'x'");
+like($bob_err, qr/ERROR:  HV00N/, 'a session of the user with the wrong password fails');
+$node->safe_psql('postgres',
+	"SET log_statement = 'none'; ALTER USER MAPPING FOR bob SERVER secure OPTIONS (SET \"sasl.password\" 'bob-secret')"
+);
+is(kv_query($bob, "SELECT value FROM t_secure WHERE key = 'x'"),
+	'y', 'once the mapping has the right password, the next statement of that session connects');
+$bob->quit;
+is( $node->safe_psql(
+		'postgres', "SELECT count(*) FROM kv_topics WHERE topic = '$only' AND brokers = '$sasl'"),
+	'2', 'with a slot of its own');
 ok(!$node->log_contains(qr/alice-secret|bob-secret|wrong-password/), 'no password reaches the server log');
 
 # ===================================================================

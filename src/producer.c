@@ -18,7 +18,7 @@
  * the transaction is also aborted on every exit path: an error (abort of
  * the PostgreSQL transaction or subtransaction), and the exit of the
  * backend (FATAL, pg_terminate_backend).  A producer that librdkafka
- * declares fatally failed is replaced on the next cur.
+ * declares fatally failed is replaced on the next write.
  *
  * librdkafka calls back on this backend's thread (delivery reports and,
  * with log.queue, log lines are served by rd_kafka_poll), but a callback
@@ -341,6 +341,12 @@ get_producer(bool transactional, const char *conn)
 	if (transactional && kv_txn_producer != NULL &&
 		kv_txn_producer_timeout != kvstore_transaction_timeout && !cur.active)
 		destroy_producer(&kv_txn_producer);
+	/*
+	 * A producer librdkafka declared fatally failed refuses every record
+	 * at once (an idempotent producer after a sequence error, say): the
+	 * next write starts a new one, whichever way the last one failed
+	 */
+	drop_if_fatal();
 	if (*slot != NULL)
 		return *slot;
 

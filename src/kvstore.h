@@ -479,7 +479,6 @@ extern KvTopicRef *KvTopicOpen(const char *name, KvOpenMode mode,
 extern bool KvTopicCreate(const char *name);
 extern void KvTopicRecheck(KvTopicRef *ref);
 extern bool KvTopicDetach(const char *name);
-extern void KvTopicEmptyAndRelease(KvTopic *topic);
 extern uint64 KvTopicLockForRead(KvTopicRef *ref);
 extern void KvTopicWaitReady(KvTopicRef *ref);
 extern void KvTopicCheckWritable(KvTopicRef *ref);
@@ -515,7 +514,8 @@ extern void KvShmemStartup(void);
 extern dsa_area *KvShmemArea(void);
 extern uint64 KvShmemHeld(void);
 extern bool KvShmemWarnArea(bool over, bool under);
-extern uint32 KvShmemTxnIdGeneration(int slot, bool advance, uint32 advance_from);
+extern uint32 KvShmemTxnIdGeneration(int slot);
+extern void KvShmemTxnIdAdvance(int slot, uint32 from);
 extern uint64 KvConnectionHash(const char *conn);
 extern KvTopic *KvTopicFind(const char *name, const char *conn,
 							uint64 *incarnation);

@@ -365,7 +365,7 @@ get_producer(bool transactional, const char *conn)
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout);
 	for (;;)
 	{
-		uint32		generation = KvShmemTxnIdGeneration(backend_slot(), false, 0);
+		uint32		generation = KvShmemTxnIdGeneration(backend_slot());
 
 		*slot = new_producer(transactional, generation, conn);
 		if (!transactional || init_transactions(*slot, deadline, conn))
@@ -373,7 +373,7 @@ get_producer(bool transactional, const char *conn)
 
 		/* The id's last transaction is still being ended: move on */
 		destroy_producer(slot);
-		(void) KvShmemTxnIdGeneration(backend_slot(), true, generation);
+		KvShmemTxnIdAdvance(backend_slot(), generation);
 		ereport(LOG,
 				(errmsg("kvstore moves backend slot %d to a new Kafka transactional id: the last transaction of its id is still being ended",
 						backend_slot())));

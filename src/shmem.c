@@ -278,24 +278,30 @@ KvShmemWarnArea(bool over, bool under)
 
 /*
  * KvShmemTxnIdGeneration
- *		The generation of the transactional id of backend slot `slot`; with
- *		`advance_from`, first move it on from that generation (unless
- *		another backend of the slot already did).
- *
- * Slots out of range keep generation 0.
+ *		The generation of the transactional id of backend slot `slot`;
+ *		slots out of range keep generation 0.
  */
 uint32
-KvShmemTxnIdGeneration(int slot, bool advance, uint32 advance_from)
+KvShmemTxnIdGeneration(int slot)
 {
-	uint32		expected = advance_from;
-
 	KvCheckLoaded();
 	if (slot < 0 || slot >= txn_slots())
 		return 0;
-	if (advance)
-		(void) pg_atomic_compare_exchange_u32(&kv_txn_generations[slot],
-											  &expected, advance_from + 1);
 	return pg_atomic_read_u32(&kv_txn_generations[slot]);
+}
+
+/*
+ * KvShmemTxnIdAdvance
+ *		Move the generation of backend slot `slot` on from `from`, unless
+ *		another backend of the slot already did.
+ */
+void
+KvShmemTxnIdAdvance(int slot, uint32 from)
+{
+	KvCheckLoaded();
+	if (slot >= 0 && slot < txn_slots())
+		(void) pg_atomic_compare_exchange_u32(&kv_txn_generations[slot],
+											  &from, from + 1);
 }
 
 /*

@@ -424,8 +424,9 @@ KvTopicRecheck(KvTopicRef *ref)
  *
  * The topic of the default connection only: a foreign server's topic of
  * the same name keeps its slot.  Waits until the slot is freed.  A worker
- * between two starts does it when it starts.  Readers and writers of the topic meanwhile fail with 55000
- * once the slot is freed; the next statement attaches the topic again.
+ * between two starts does it when it starts.  Readers and writers of the
+ * topic meanwhile fail with 55000 once the slot is freed; the next
+ * statement attaches the topic again.
  */
 bool
 KvTopicDetach(const char *name)
@@ -440,46 +441,26 @@ KvTopicDetach(const char *name)
 	SpinLockAcquire(&topic->mutex);
 	if (pg_atomic_read_u64(&topic->incarnation) == incarnation)
 		topic->detach = true;
-	pid = topic->worker_pid;
 	SpinLockRelease(&topic->mutex);
 
 	ConditionVariablePrepareToSleep(&topic->cv);
 	while (pg_atomic_read_u64(&topic->incarnation) == incarnation)
 	{
-		/* Again on each round: the worker may have restarted meanwhile */
+		/*
+		 * Signal the worker of each round (it may have restarted), read
+		 * just before: a process that left the slot is not signaled
+		 */
+		SpinLockAcquire(&topic->mutex);
+		pid = pg_atomic_read_u64(&topic->incarnation) == incarnation ?
+			topic->worker_pid : 0;
+		SpinLockRelease(&topic->mutex);
 		if (pid != 0)
 			(void) kill(pid, SIGTERM);
 		(void) ConditionVariableTimedSleep(&topic->cv, 1000,
 										   KvWaitEvent(KV_WAIT_TOPIC_LOAD));
-		SpinLockAcquire(&topic->mutex);
-		pid = topic->worker_pid;
-		SpinLockRelease(&topic->mutex);
 	}
 	ConditionVariableCancelSleep();
 	return true;
-}
-
-/*
- * KvTopicEmptyAndRelease
- *		For the worker of a topic being detached: empty the index under the
- *		exclusive lock, so that readers holding it see a new generation,
- *		then free the slot.
- */
-void
-KvTopicEmptyAndRelease(KvTopic *topic)
-{
-	LWLockAcquire(topic->gate, LW_EXCLUSIVE);
-	LWLockAcquire(topic->lock, LW_EXCLUSIVE);
-	LWLockRelease(topic->gate);
-	SpinLockAcquire(&topic->mutex);
-	topic->state = KV_TOPIC_STARTING;
-	topic->generation++;
-	topic->worker_pid = 0;
-	SpinLockRelease(&topic->mutex);
-	KvIndexClear(KvShmemArea(), &topic->index);
-	pg_atomic_write_u64(&topic->applied, 0);
-	LWLockRelease(topic->lock);
-	KvTopicRelease(topic);
 }
 
 /* The state of a topic, with its error code and text */

@@ -978,14 +978,26 @@ detach_requested(void)
 	return result;
 }
 
-/* Empty the index, free the slot, and exit for good */
+/*
+ * Empty the index under the exclusive lock, so that readers holding it see
+ * a new generation, free the slot, and exit for good
+ */
 static void
 detach_and_exit(void)
 {
 	char		name[KV_MAX_TOPIC_NAME + 1];
 
 	strlcpy(name, my_topic->name, sizeof(name));
-	KvTopicEmptyAndRelease(my_topic);
+	lock_index();
+	SpinLockAcquire(&my_topic->mutex);
+	my_topic->state = KV_TOPIC_STARTING;
+	my_topic->generation++;
+	my_topic->worker_pid = 0;
+	SpinLockRelease(&my_topic->mutex);
+	KvIndexClear(KvShmemArea(), &my_topic->index);
+	pg_atomic_write_u64(&my_topic->applied, 0);
+	LWLockRelease(my_topic->lock);
+	KvTopicRelease(my_topic);
 	my_topic = NULL;			/* worker_exit leaves the slot alone */
 	ereport(LOG,
 			(errmsg("kvstore worker of topic \"%s\" detached the topic", name)));

@@ -146,6 +146,41 @@ KvKafkaLastLog(void)
 }
 
 /*
+ * KvKafkaWarmUp
+ *		Pay librdkafka's once-per-process start-up in the postmaster, so
+ *		that every backend and worker forked from it starts without it.
+ *
+ * The first client a process creates initializes OpenSSL and loads the
+ * SASL plugins, about 2 ms that a backend's first write would otherwise
+ * wait for.  The client connects nowhere and its threads are joined
+ * before this returns: the postmaster forks no thread.  Skipped where
+ * PostgreSQL checks that the postmaster never had a thread (macOS).
+ */
+void
+KvKafkaWarmUp(void)
+{
+#ifndef HAVE_PTHREAD_IS_THREADED_NP
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_t *rk;
+	char		errstr[256];
+
+	/* Nothing to connect to, and nothing to say about it */
+	if (rd_kafka_conf_set(conf, "log_level", "0", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+	{
+		rd_kafka_conf_destroy(conf);
+		return;
+	}
+	rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+	if (rk == NULL)
+	{
+		rd_kafka_conf_destroy(conf);
+		return;
+	}
+	rd_kafka_destroy(rk);
+#endif
+}
+
+/*
  * KvKafkaConfSet
  *		Set one librdkafka property, raising an error if it is refused.
  */

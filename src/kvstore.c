@@ -191,6 +191,7 @@ _PG_init(void)
 	shmem_startup_hook = kv_shmem_startup;
 
 	KvLauncherRegister();
+	KvKafkaWarmUp();
 }
 
 /*

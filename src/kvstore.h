@@ -494,6 +494,7 @@ extern struct rd_kafka_conf_s *KvKafkaConfNew(const char *role,
 											  const char *conn);
 extern void KvKafkaConfSet(struct rd_kafka_conf_s *conf, const char *name,
 						   const char *value);
+extern void KvKafkaWarmUp(void);
 extern int	KvKafkaSqlstate(int kafka_error);
 extern const char *KvKafkaLastLog(void);
 extern const char *KvKafkaSettingsProblem(const char *settings);

@@ -1,6 +1,7 @@
 # The test bed works: kvstore loads, a record written through Kafka from
-# inside PostgreSQL comes back through the broker, and a server that did
-# not preload kvstore says how to fix it.
+# inside PostgreSQL comes back through the broker, the postmaster paid
+# librdkafka's start-up and kept no thread of it, and a server that did not
+# preload kvstore says how to fix it.
 use strict;
 use warnings;
 
@@ -16,6 +17,15 @@ is($node->safe_psql('postgres', "SELECT kv_put('$topic', 'hello', 'world')"),
 	'0', 'the first record of a new topic is at offset 0');
 is($node->safe_psql('postgres', "SELECT kv_get('$topic', 'hello')"),
 	'world', 'the record comes back through the broker');
+
+# librdkafka's once-per-process start-up (OpenSSL, the SASL plugins) is
+# paid in the postmaster, whose children inherit it; the client it made
+# for that is gone, threads included
+my $postmaster = (split /\n/, slurp_file($node->data_dir . '/postmaster.pid'))[0];
+my @threads = glob("/proc/$postmaster/task/*");
+is(scalar(@threads), 1, 'the postmaster runs a single thread');
+like(slurp_file("/proc/$postmaster/maps"), qr{/sasl2/},
+	'the postmaster loaded the SASL plugins, so its children need not');
 
 my $plain = kv_node('plain', preload => '', no_extension => 1);
 my ($ret, $stdout, $stderr) = $plain->psql('postgres',

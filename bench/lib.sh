@@ -21,6 +21,8 @@ kv_bench_prepare() {
 	mkdir -p "$work/bin"
 	gcc -O2 -Wall -o "$work/bin/roundtrip" "$KV_ROOT/bench/roundtrip.c" -lrdkafka
 	gcc -O2 -Wall -o "$work/bin/txn" "$KV_ROOT/bench/txn.c" -lrdkafka
+	gcc -O2 -Wall -o "$work/bin/batch" "$KV_ROOT/bench/batch.c" \
+		-I"$(pg_config --includedir)" -lpq
 	chmod -R a+rX "$work/bin"
 }
 

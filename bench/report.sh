@@ -81,7 +81,7 @@ sql "CREATE EXTENSION kvstore"
 for t in bench batch batch1000 many first; do
 	sql "SELECT kv_put('$t', 'warm', 'up')" >/dev/null
 done
-for t in raw-rt raw-txn raw-txn1000 raw-plain go-put go-batch raw-many go-txn; do
+for t in raw-rt raw-txn raw-txn1000 raw-plain go-put go-batch raw-many raw-many-txn go-txn; do
 	kafka_topic "$t"
 done
 
@@ -112,7 +112,12 @@ scenario_put() {
 scenario_batch() {
 	local r=$1 n t lat
 	for n in 100 1000; do
-		row "batch${n}_rate" kvstore "$r" "$(pgb_rate $n 1 "$work/batch$n.sql")" records/s
+		# the arrays bound by the client, as an application sends them
+		row "batch${n}_rate" kvstore "$r" "$(kv_as_user "$work/bin/batch" \
+			"host=$pgdir port=$port user=postgres dbname=postgres" \
+			"$([ $n = 100 ] && echo batch || echo batch1000)" $n "$seconds" | rate_of $n)" records/s
+		# the arrays built in SQL by the statement (pgbench)
+		row "batch${n}_rate" kvstore_sql_arrays "$r" "$(pgb_rate $n 1 "$work/batch$n.sql")" records/s
 		lat=$(txn_latencies $n "raw-txn$([ $n = 100 ] || echo 1000)")
 		row "batch${n}_rate" librdkafka_txn "$r" "$(rate_of $n <<<"$lat")" records/s
 		row "batch${n}_txn_median" librdkafka_txn "$r" "$(median <<<"$lat")" ms
@@ -162,13 +167,29 @@ scenario_sessions() {
 		awk '{s += $1} END {printf "%.0f", s}')
 	row sessions16_put_rate librdkafka "$r" "$t" records/s
 	row sessions16_batch100_rate kvstore "$r" "$(pgb_rate 100 16 "$work/many.sql")" records/s
+	# 16 raw transactional clients of 100 records, on one partition as the
+	# sessions are: what Kafka's transactions allow together
+	for i in $(seq 1 16); do
+		kv_as_user "$work/bin/txn" "$brokers" raw-many-txn 100 $((seconds * 10)) > "$work/txn.$i" &
+	done
+	wait
+	t=$(for i in $(seq 1 16); do rate_of 100 < "$work/txn.$i"; echo; done |
+		awk '{s += $1} END {printf "%.0f", s}')
+	row sessions16_batch100_rate librdkafka_txn "$r" "$t" records/s
 	row sessions16_batch100_rate go_plain_1client "$r" "$(kv_as_user "$work/bin/gokv" batch "$brokers" go-batch 100 "$seconds")" records/s
 }
 
-# 5. reads: kv_get against SELECT 1 and a primary-key look-up, 2 clients
+# 5. reads: kv_get against SELECT 1 and a primary-key look-up, 2 clients;
+# with the key bound by the client (get_bound) and computed in SQL from
+# the number pgbench binds (get), the latter also against that key
+# expression alone
 scenario_reads() {
 	local r=$1
+	row get_bound_rate kvstore "$r" "$(pgb -M prepared -f "$work/get_bound.sql" -T "$seconds" -c 2 -j 2 | tps)" tps
+	row get_bound_rate select1 "$r" "$(pgb -M prepared -f "$work/one.sql" -T "$seconds" -c 2 -j 2 | tps)" tps
+	row get_bound_rate primary_key "$r" "$(pgb -M prepared -f "$work/pk_bound.sql" -T "$seconds" -c 2 -j 2 | tps)" tps
 	row get_rate kvstore "$r" "$(pgb -M prepared -f "$work/get.sql" -T "$seconds" -c 2 -j 2 | tps)" tps
+	row get_rate key_expression "$r" "$(pgb -M prepared -f "$work/key.sql" -T "$seconds" -c 2 -j 2 | tps)" tps
 	row get_rate select1 "$r" "$(pgb -M prepared -f "$work/one.sql" -T "$seconds" -c 2 -j 2 | tps)" tps
 	row get_rate primary_key "$r" "$(pgb -M prepared -f "$work/pk.sql" -T "$seconds" -c 2 -j 2 | tps)" tps
 	row scan_limit10 kvstore "$r" "$(pgb -M prepared -f "$work/scan.sql" -T "$seconds" -c 1 | tps)" tps
@@ -257,9 +278,18 @@ sql "SELECT kv_put_many('reads', array(SELECT 'key-' || lpad(g::text, 8, '0') FR
 sql "CREATE TABLE plain (key text PRIMARY KEY, value text)"
 sql "INSERT INTO plain SELECT 'key-' || lpad(g::text, 8, '0'), 'value-' || lpad(g::text, 8, '0') FROM generate_series(1, 100000) g"
 sql "VACUUM ANALYZE plain"
+# The same rows with keys a client binds as they are ('1' to '100000'):
+# pgbench binds :k, no key expression runs in SQL
+sql "SELECT kv_put_many('reads-bound', array(SELECT g::text FROM generate_series(s, s + 9999) g), array(SELECT 'value-' || lpad(g::text, 8, '0') FROM generate_series(s, s + 9999) g)) FROM generate_series(1, 100000, 10000) s" >/dev/null
+sql "CREATE TABLE plain_bound (key text PRIMARY KEY, value text)"
+sql "INSERT INTO plain_bound SELECT g::text, 'value-' || lpad(g::text, 8, '0') FROM generate_series(1, 100000) g"
+sql "VACUUM ANALYZE plain_bound"
 printf '%s\n' '\set k random(1, 100000)' "SELECT kv_get('reads', 'key-' || lpad(:k::text, 8, '0'));" > "$work/get.sql"
 printf '%s\n' '\set k random(1, 100000)' "SELECT value FROM plain WHERE key = 'key-' || lpad(:k::text, 8, '0');" > "$work/pk.sql"
 printf '%s\n' 'SELECT 1;' > "$work/one.sql"
+printf '%s\n' '\set k random(1, 100000)' "SELECT kv_get('reads-bound', :k);" > "$work/get_bound.sql"
+printf '%s\n' '\set k random(1, 100000)' "SELECT value FROM plain_bound WHERE key = :k;" > "$work/pk_bound.sql"
+printf '%s\n' '\set k random(1, 100000)' "SELECT 'key-' || lpad(:k::text, 8, '0');" > "$work/key.sql"
 printf '%s\n' "SELECT * FROM kv_scan('reads', 'key-') LIMIT 10;" > "$work/scan.sql"
 printf '%s\n' "SELECT * FROM plain WHERE key >= 'key-' ORDER BY key LIMIT 10;" > "$work/pkscan.sql"
 chown "$KV_USER" "$work"/*.sql
@@ -272,7 +302,7 @@ done
 # no measurement waits for a topic to load
 warm_topics() {
 	local t
-	for t in bench batch batch1000 many first reads fdw-insert fdw-copy; do
+	for t in bench batch batch1000 many first reads reads-bound fdw-insert fdw-copy; do
 		sql "SELECT kv_get('$t', 'warm')" >/dev/null 2>&1 || true	# not yet created
 	done
 }

@@ -1,0 +1,99 @@
+/*
+ * batch.c: kv_put_many called as an application calls it, its two arrays
+ * built by the client and bound as parameters of a prepared statement
+ * (pgbench can only build them in SQL, which the server then runs too).
+ * Writes batches of N records for a number of seconds and prints the
+ * time of each call, in microseconds; the first call, which starts the
+ * backend's Kafka producer, is left out.
+ *
+ *   batch CONNINFO TOPIC RECORDS SECONDS
+ *
+ * Keys are key-%08d and values value-%08d, as in the other benchmarks,
+ * from a random batch number as the pgbench scripts do.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <libpq-fe.h>
+
+static double
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+/* The array literal {PREFIX%08d,...} of n numbers from first */
+static void
+array_of(char *buf, const char *prefix, long first, int n)
+{
+	char	   *p = buf;
+
+	*p++ = '{';
+	for (int i = 0; i < n; i++)
+		p += sprintf(p, "%s%s%08ld", i ? "," : "", prefix, first + i);
+	*p++ = '}';
+	*p = '\0';
+}
+
+int
+main(int argc, char **argv)
+{
+	PGconn	   *conn;
+	PGresult   *res;
+	const Oid	types[3] = {25, 1009, 1009};	/* text, text[], text[] */
+	char	   *keys;
+	char	   *values;
+	int			n;
+	double		end;
+
+	if (argc != 5 || (n = atoi(argv[3])) <= 0)
+	{
+		fprintf(stderr, "usage: batch CONNINFO TOPIC RECORDS SECONDS\n");
+		return 1;
+	}
+	conn = PQconnectdb(argv[1]);
+	if (PQstatus(conn) != CONNECTION_OK)
+	{
+		fprintf(stderr, "%s", PQerrorMessage(conn));
+		return 1;
+	}
+	res = PQprepare(conn, "many", "SELECT kv_put_many($1, $2, $3)", 3, types);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+	{
+		fprintf(stderr, "%s", PQerrorMessage(conn));
+		return 1;
+	}
+	PQclear(res);
+	keys = malloc((size_t) n * 16 + 3);
+	values = malloc((size_t) n * 16 + 3);
+	srandom(time(NULL));
+
+	end = 0;
+	for (long call = 0; end == 0 || now_us() < end; call++)
+	{
+		long		first = (random() % 1000) * n;
+		const char *params[3] = {argv[2], keys, values};
+		double		start;
+
+		start = now_us();
+		array_of(keys, "key-", first, n);
+		array_of(values, "value-", first, n);
+		res = PQexecPrepared(conn, "many", 3, params, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		{
+			fprintf(stderr, "%s", PQerrorMessage(conn));
+			return 1;
+		}
+		PQclear(res);
+		if (call == 0)
+			end = now_us() + atof(argv[4]) * 1e6;
+		else
+			printf("%.0f\n", now_us() - start);
+	}
+	PQfinish(conn);
+	return 0;
+}

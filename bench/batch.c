@@ -7,9 +7,12 @@
  * backend's Kafka producer, is left out.
  *
  *   batch CONNINFO TOPIC RECORDS SECONDS
+ *   batch -g CONNINFO TOPIC RECORDS CALLS
  *
  * Keys are key-%08d and values value-%08d, as in the other benchmarks,
- * from a random batch number as the pgbench scripts do.
+ * from a random batch number as the pgbench scripts do; with -g (grow),
+ * CALLS batches numbered from 0 in order, so that the topic grows by
+ * RECORDS new keys a call.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,13 +51,23 @@ main(int argc, char **argv)
 	char	   *keys;
 	char	   *values;
 	int			n;
+	int			grow = 0;
+	long		calls = 0;
 	double		end;
 
+	if (argc > 1 && strcmp(argv[1], "-g") == 0)
+	{
+		grow = 1;
+		argv++;
+		argc--;
+	}
 	if (argc != 5 || (n = atoi(argv[3])) <= 0)
 	{
-		fprintf(stderr, "usage: batch CONNINFO TOPIC RECORDS SECONDS\n");
+		fprintf(stderr, "usage: batch [-g] CONNINFO TOPIC RECORDS SECONDS|CALLS\n");
 		return 1;
 	}
+	if (grow)
+		calls = atol(argv[4]);
 	conn = PQconnectdb(argv[1]);
 	if (PQstatus(conn) != CONNECTION_OK)
 	{
@@ -73,9 +86,9 @@ main(int argc, char **argv)
 	srandom(time(NULL));
 
 	end = 0;
-	for (long call = 0; end == 0 || now_us() < end; call++)
+	for (long call = 0; grow ? call < calls : (end == 0 || now_us() < end); call++)
 	{
-		long		first = (random() % 1000) * n;
+		long		first = (grow ? call : random() % 1000) * n;
 		const char *params[3] = {argv[2], keys, values};
 		double		start;
 
@@ -89,10 +102,10 @@ main(int argc, char **argv)
 			return 1;
 		}
 		PQclear(res);
-		if (call == 0)
-			end = now_us() + atof(argv[4]) * 1e6;
-		else
+		if (call > 0)
 			printf("%.0f\n", now_us() - start);
+		else if (!grow)
+			end = now_us() + atof(argv[4]) * 1e6;
 	}
 	PQfinish(conn);
 	return 0;

@@ -23,6 +23,8 @@ kv_bench_prepare() {
 	gcc -O2 -Wall -o "$work/bin/txn" "$KV_ROOT/bench/txn.c" -lrdkafka
 	gcc -O2 -Wall -o "$work/bin/batch" "$KV_ROOT/bench/batch.c" \
 		-I"$(pg_config --includedir)" -lpq
+	gcc -O2 -Wall -o "$work/bin/reader" "$KV_ROOT/bench/reader.c" \
+		-I"$(pg_config --includedir)" -lpq
 	chmod -R a+rX "$work/bin"
 }
 
@@ -63,6 +65,7 @@ kafka_topic() {
 # median and p99 of numbers (µs) on stdin, in ms
 median() { sort -n | awk '{a[NR] = $1} END {printf "%.3f", a[int((NR + 1) / 2)] / 1000}'; }
 p99() { sort -n | awk '{a[NR] = $1} END {i = int(NR * 0.99); if (i < 1) i = 1; printf "%.3f", a[i] / 1000}'; }
+maximum() { sort -n | awk 'END {printf "%.3f", $1 / 1000}'; }
 # records/s of a run of transactions of SIZE records from their µs on stdin
 rate_of() { awk -v n="$1" '{s += $1; c++} END {printf "%.0f", c * n / (s / 1e6)}'; }
 

@@ -75,6 +75,7 @@ kvstore.auto_create_topics = on
 shared_buffers = '256MB'")
 
 csv=$out/results.csv
+conninfo="host=$pgdir port=$port user=postgres dbname=postgres"
 echo "scenario,system,repetition,value,unit" > "$csv"
 
 sql "CREATE EXTENSION kvstore"
@@ -113,8 +114,7 @@ scenario_batch() {
 	local r=$1 n t lat
 	for n in 100 1000; do
 		# the arrays bound by the client, as an application sends them
-		row "batch${n}_rate" kvstore "$r" "$(kv_as_user "$work/bin/batch" \
-			"host=$pgdir port=$port user=postgres dbname=postgres" \
+		row "batch${n}_rate" kvstore "$r" "$(kv_as_user "$work/bin/batch" "$conninfo" \
 			"$([ $n = 100 ] && echo batch || echo batch1000)" $n "$seconds" | rate_of $n)" records/s
 		# the arrays built in SQL by the statement (pgbench)
 		row "batch${n}_rate" kvstore_sql_arrays "$r" "$(pgb_rate $n 1 "$work/batch$n.sql")" records/s
@@ -211,6 +211,35 @@ scenario_restore() {
 			row "restore${n}_seconds" go "$r" "$(kv_as_user "$work/bin/gokv" restore "$brokers" "$topic" | cut -d' ' -f2)" s
 		fi
 	done
+}
+
+# 7. growth: a topic grows from 0 to 5,000,000 keys, in batches of 10,000
+# that a client binds (bench/batch.c -g), while one client reads it with
+# kv_get (bench/reader.c); the same reader first reads the 100,000 keys of
+# reads, which do not change.  Its slowest reads show how long applying a
+# batch, hash table doublings included, held readers up.
+read_while() {
+	local topic=$1 pid
+	shift
+	kv_as_user "$work/bin/reader" "$conninfo" "$topic" 100000 > "$work/reader.out" &
+	pid=$!
+	"$@"
+	kill -TERM "$(pgrep -P "$pid")"
+	wait "$pid"
+}
+scenario_growth() {
+	local r=$1 topic=growth-$1
+	read_while reads sleep "$seconds"
+	row growth_read_p99 kvstore_still "$r" "$(p99 < "$work/reader.out")" ms
+	row growth_read_max kvstore_still "$r" "$(maximum < "$work/reader.out")" ms
+	sql "SELECT kv_create_topic('$topic')" >/dev/null
+	read_while "$topic" kv_as_user "$work/bin/batch" -g "$conninfo" "$topic" 10000 500 > "$work/growth.out"
+	row growth_read_p99 kvstore_growing "$r" "$(p99 < "$work/reader.out")" ms
+	row growth_read_max kvstore_growing "$r" "$(maximum < "$work/reader.out")" ms
+	row growth_batch_median kvstore "$r" "$(median < "$work/growth.out")" ms
+	row growth_batch_max kvstore "$r" "$(maximum < "$work/growth.out")" ms
+	row growth_keys kvstore "$r" "$(sql "SELECT keys FROM kv_topics WHERE topic = '$topic'")" keys
+	sql "SELECT kv_detach('$topic')" >/dev/null	# its memory back for what follows
 }
 
 # Foreign tables, each against an ordinary table of the same rows (key
@@ -316,6 +345,7 @@ for r in $(seq 1 "$reps"); do
 	scenario_batch "$r"
 	scenario_sessions "$r"
 	scenario_reads "$r"
+	scenario_growth "$r"
 	scenario_restore "$r"
 done
 

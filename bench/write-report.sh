@@ -155,6 +155,7 @@ fi
 	echo "- librdkafka_plain: bench/txn.c -p, the same N records without a transaction."
 	echo "- go_plain, go, go_txn: bench/gokv, a franz-go and go-memdb client of the design kvstore replaces (batches produced, then one wait on the highest offset; not atomic); go_txn is franz-go's own transaction of 100."
 	echo "- select1, primary_key: \`SELECT 1\` and a primary-key look-up in an ordinary table of 100,000 rows."
+	echo "- growth: bench/batch.c -g grows a topic from 0 to 5,000,000 keys in batches of 10,000 (growth_batch: each call), while bench/reader.c, one client, reads it with kv_get (kvstore_growing); kvstore_still is the same reader on 100,000 keys that do not change. The slowest read is the longest a reader was held up."
 	echo "- get_bound_rate: the key is bound by the client (keys '1' to '100000'); get_rate: the key is computed in SQL, \`'key-' || lpad(:k::text, 8, '0')\`, and key_expression is that \`SELECT\` alone."
 	echo
 	echo "## Machine, versions, settings"

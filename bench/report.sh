@@ -27,6 +27,7 @@
 #   KV_BENCH_SECONDS    length of each throughput run (default 10)
 #   KV_BENCH_RESTORE    record counts of the restore scenarios
 #                       (default "1000000 10000000")
+#   KV_BENCH_GROWTH     keys the growing topic reaches (default 5000000)
 #   KV_BENCH_OUT        output folder (default bench/results/DATE)
 #
 set -euo pipefail
@@ -36,6 +37,7 @@ source "$KV_ROOT/bench/lib.sh"
 reps=${1:-3}
 seconds=${KV_BENCH_SECONDS:-10}
 restore_sizes=${KV_BENCH_RESTORE:-1000000 10000000}
+growth=${KV_BENCH_GROWTH:-5000000}
 stamp=$(date -u +%Y-%m-%d-%H%M)
 out=${KV_BENCH_OUT:-$KV_ROOT/bench/results/$stamp}
 
@@ -213,7 +215,7 @@ scenario_restore() {
 	done
 }
 
-# 7. growth: a topic grows from 0 to 5,000,000 keys, in batches of 10,000
+# 7. growth: a topic grows from 0 to $growth keys, in batches of 10,000
 # that a client binds (bench/batch.c -g), while one client reads it with
 # kv_get (bench/reader.c); the same reader first reads the 100,000 keys of
 # reads, which do not change.  Its slowest reads show how long applying a
@@ -233,7 +235,7 @@ scenario_growth() {
 	row growth_read_p99 kvstore_still "$r" "$(p99 < "$work/reader.out")" ms
 	row growth_read_max kvstore_still "$r" "$(maximum < "$work/reader.out")" ms
 	sql "SELECT kv_create_topic('$topic')" >/dev/null
-	read_while "$topic" kv_as_user "$work/bin/batch" -g "$conninfo" "$topic" 10000 500 > "$work/growth.out"
+	read_while "$topic" kv_as_user "$work/bin/batch" -g "$conninfo" "$topic" 10000 $((growth / 10000)) > "$work/growth.out"
 	row growth_read_p99 kvstore_growing "$r" "$(p99 < "$work/reader.out")" ms
 	row growth_read_max kvstore_growing "$r" "$(maximum < "$work/reader.out")" ms
 	row growth_batch_median kvstore "$r" "$(median < "$work/growth.out")" ms

@@ -223,10 +223,11 @@ scenario_restore() {
 read_while() {
 	local topic=$1 pid
 	shift
-	kv_as_user "$work/bin/reader" "$conninfo" "$topic" 100000 > "$work/reader.out" &
+	runuser -u "$KV_USER" -- "$work/bin/reader" "$conninfo" "$topic" 100000 > "$work/reader.out" &
 	pid=$!
 	"$@"
-	kill -TERM "$(pgrep -P "$pid")"
+	# the reader itself, not runuser: it prints its reads when told to stop
+	pkill -TERM -P "$pid"
 	wait "$pid"
 }
 scenario_growth() {

@@ -66,8 +66,15 @@
 
 #include "kvstore.h"
 
-/* Records applied under one hold of the topic lock */
+/* Records taken from the consumer's queue at a time */
 #define KV_APPLY_BATCH 1000
+
+/*
+ * Most records applied under one hold of the topic lock once readers read
+ * the topic (see apply_batch): more than a record batch of 1 MB can hold,
+ * few enough that a stream of writes cannot hold readers off for long
+ */
+#define KV_HOLD_RECORDS 200000
 
 /* How far ahead in a batch the index is asked to prefetch */
 #define KV_PREFETCH_AHEAD 8
@@ -105,7 +112,7 @@ static void worker_exit(int code, Datum arg);
 static void worker_fail(const char *fmt,...) pg_attribute_printf(1, 2);
 static rd_kafka_t *consumer_create(void);
 static void bootstrap_begin(int64 low, int64 high);
-static KvApplyResult apply_batch(rd_kafka_message_t **msgs, int n);
+static KvApplyResult apply_batch(rd_kafka_message_t **msgs, int *nmsgs);
 static inline void prefetch(dsa_area *area, rd_kafka_message_t **msgs, int n,
 							int i);
 static void publish(int64 position, bool at_eof, bool advanced);
@@ -609,13 +616,23 @@ prefetch(dsa_area *area, rd_kafka_message_t **msgs, int n, int i)
 /*
  * Apply a batch of messages under one hold of the topic lock.
  *
- * The caller destroys the messages, then acts on the result: the consumer
- * cannot be closed while a message is alive.
+ * Once readers read the topic, the hold goes on until the consumer's queue
+ * is empty, up to KV_HOLD_RECORDS: librdkafka queues each fetch response
+ * whole, and a response holds whole record batches, so a transaction of
+ * kvstore's (one record batch, see new_producer in producer.c) becomes
+ * visible all at once, never in parts.  During the bootstrap nobody reads,
+ * and the lock is let go every KV_APPLY_BATCH records.
+ *
+ * *nmsgs is the count of msgs on entry, and of the last ones taken on
+ * return.  The caller destroys those, then acts on the result: the
+ * consumer cannot be closed while a message is alive.
  */
 static KvApplyResult
-apply_batch(rd_kafka_message_t **msgs, int n)
+apply_batch(rd_kafka_message_t **msgs, int *nmsgs)
 {
 	dsa_area   *area = KvShmemArea();
+	int			n = *nmsgs;
+	int64		more = 0;
 	int64		position = (int64) pg_atomic_read_u64(&my_topic->applied);
 	bool		at_eof = false;
 	bool		rebuild = false;
@@ -625,7 +642,11 @@ apply_batch(rd_kafka_message_t **msgs, int n)
 	uint64		skipped = 0;
 	char		error[KV_MAX_ERROR_TEXT] = "";
 
+	if (!bootstrapping())
+		more = KV_HOLD_RECORDS - n;
+
 	lock_index();
+next_messages:
 	for (int i = 0; i < n && !rebuild && !full; i++)
 	{
 		rd_kafka_message_t *m = msgs[i];
@@ -679,6 +700,23 @@ apply_batch(rd_kafka_message_t **msgs, int n)
 		else
 			applied++;
 	}
+	if (more > 0 && !rebuild && !full)
+	{
+		ssize_t		taken;
+
+		for (int i = 0; i < n; i++)
+			rd_kafka_message_destroy(msgs[i]);
+		n = 0;
+		taken = rd_kafka_consume_batch_queue(my_queue, 0, msgs,
+											 (size_t) Min(more, KV_APPLY_BATCH));
+		if (taken > 0)
+		{
+			n = (int) taken;
+			more -= n;
+			goto next_messages;
+		}
+	}
+	*nmsgs = n;
 	if (full)
 	{
 		SpinLockAcquire(&my_topic->mutex);
@@ -924,9 +962,10 @@ kvstore_worker_main(Datum main_arg)
 		n = rd_kafka_consume_batch_queue(my_queue, 0, msgs, KV_APPLY_BATCH);
 		if (n > 0)
 		{
-			KvApplyResult result = apply_batch(msgs, (int) n);
+			int			left = (int) n;
+			KvApplyResult result = apply_batch(msgs, &left);
 
-			for (ssize_t i = 0; i < n; i++)
+			for (int i = 0; i < left; i++)
 				rd_kafka_message_destroy(msgs[i]);
 			if (result == KV_FULL)
 				stop_for_memory();

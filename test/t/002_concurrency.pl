@@ -1,5 +1,5 @@
 # Many writers at once: every write is visible when it returns, to the
-# session that made it and to every other.
+# session that made it and to every other, and a batch all at once.
 use strict;
 use warnings;
 
@@ -189,6 +189,63 @@ is( $node->safe_psql(
 	                           WHERE l.key = k.key ORDER BY off DESC LIMIT 1) last ON true
 	        WHERE NOT coalesce(last.deleted, false))}),
 	't', 'afterwards the topic holds exactly the last write of every key');
+
+# ===================================================================
+# a batch becomes visible all at once: a session that sees one of its
+# records sees all of them from then on
+# ===================================================================
+# Two sessions write batches of 3,000 keys, each key with the batch's
+# number, the first key first, and log the offset kv_put_many returns; the
+# reader reads the first key, then the last.  A batch applied in parts
+# would show a first key from a later batch (by offset) than the last.
+my $atomic = kv_topic('atomic');
+$node->safe_psql(
+	'postgres', qq{
+CREATE SEQUENCE atomic_version;
+CREATE TABLE atomic_batches (version bigint, off bigint);
+CREATE TABLE atomic_reads (first bigint, last bigint);
+CREATE FUNCTION atomic_read(n int) RETURNS void LANGUAGE plpgsql AS \$\$
+DECLARE
+	f text;
+	l text;
+BEGIN
+	FOR i IN 1 .. n LOOP
+		f := kv_get('$atomic', 'a0001');
+		l := kv_get('$atomic', 'a3000');
+		INSERT INTO atomic_reads VALUES (f::bigint, l::bigint);
+	END LOOP;
+END \$\$;
+INSERT INTO atomic_batches SELECT 0, kv_put_many('$atomic',
+	array(SELECT 'a' || lpad(g::text, 4, '0') FROM generate_series(1, 3000) g),
+	array_fill('0'::text, ARRAY[3000]));
+});
+my $batches = "$PostgreSQL::Test::Utils::tmp_check/atomic.sql";
+PostgreSQL::Test::Utils::append_to_file($batches, qq{INSERT INTO atomic_batches
+	SELECT v, kv_put_many('$atomic',
+		array(SELECT 'a' || lpad(g::text, 4, '0') FROM generate_series(1, 3000) g),
+		array_fill(v::text, ARRAY[3000]))
+	FROM nextval('atomic_version') v;
+});
+my $writer = IPC::Run::start(
+	[ 'pgbench', '--no-vacuum', '--client=2', '--jobs=1', '--time=6',
+	  '--file', $batches, '--host', $node->host, '--port', $node->port, 'postgres' ],
+	'>', \my $writer_out, '2>', \my $writer_err);
+while ($writer->pumpable)
+{
+	$node->safe_psql('postgres', 'SELECT atomic_read(2000)');
+	$writer->pump_nb;
+}
+ok($writer->finish, 'the batch writers exit with status 0');
+like($writer_out, qr/number of failed transactions: 0 /, 'no batch failed');
+cmp_ok($node->safe_psql('postgres', 'SELECT count(DISTINCT first) FROM atomic_reads'),
+	'>', 10, 'the reader saw the batches change under it');
+is( $node->safe_psql(
+		'postgres', q{
+	SELECT count(*) FROM atomic_reads r
+	LEFT JOIN atomic_batches f ON f.version = r.first
+	LEFT JOIN atomic_batches l ON l.version = r.last
+	WHERE f.off IS NULL OR l.off IS NULL OR f.off > l.off}),
+	'0', 'no read saw a batch\'s first key without its last');
 
 $node->stop;
 done_testing();

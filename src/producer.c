@@ -131,6 +131,7 @@ static void kv_xact_callback(XactEvent event, void *arg);
 static void kv_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 								SubTransactionId parentSubid, void *arg);
 static void wait_delivered(void);
+static void serve_deliveries(int timeout_ms);
 static void report_delivery_failure(void);
 static void report_txn_error(rd_kafka_error_t *error, const char *what);
 static void commit_transaction(void);
@@ -288,6 +289,18 @@ new_producer(bool transactional, uint32 generation, const char *conn)
 	KvKafkaConfSet(conf, "linger.ms", "0");
 	if (transactional)
 	{
+		/*
+		 * A transaction in one record batch, so that every server receives
+		 * it in one piece and shows it all at once (see apply_batch in
+		 * worker.c): its records wait in librdkafka until the write has
+		 * handed over the last one and flushes (wait_delivered), up to the
+		 * batch's limit in bytes (batch.size, 1,000,000).  The linger is a
+		 * backstop that a flush cuts short.
+		 */
+		snprintf(value, sizeof(value), "%d", kvstore_transaction_timeout / 2);
+		KvKafkaConfSet(conf, "linger.ms", value);
+		KvKafkaConfSet(conf, "batch.num.messages", "1000000");
+
 		transactional_id(value, sizeof(value), generation);
 		KvKafkaConfSet(conf, "transactional.id", value);
 		kv_txn_producer_timeout = kvstore_transaction_timeout;
@@ -542,7 +555,7 @@ KvProducerSend(const KvRecord *rec)
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
 		CHECK_FOR_INTERRUPTS();
-		rd_kafka_poll(cur.rk, 10);
+		serve_deliveries(10);
 	}
 	if (err)
 		ereport(ERROR,
@@ -587,8 +600,22 @@ wait_delivered(void)
 					 errhint("Check that the brokers \"%s\" are reachable.",
 							 KvKafkaBrokers(cur.ref->conn))));
 		}
-		rd_kafka_poll(cur.rk, KV_POLL_MS);
+		serve_deliveries(KV_POLL_MS);
 	}
+}
+
+/*
+ * Serve delivery reports for up to timeout_ms.  A transaction's records
+ * linger until flushed: a flush sends them at once, in as few record
+ * batches as they fit.
+ */
+static void
+serve_deliveries(int timeout_ms)
+{
+	if (cur.atomic)
+		(void) rd_kafka_flush(cur.rk, timeout_ms);
+	else
+		rd_kafka_poll(cur.rk, timeout_ms);
 }
 
 /* Raise the error of a write some of whose records Kafka refused */

@@ -46,7 +46,9 @@
  * levels), so levels are just as unpredictable, and a key keeps its level
  * whatever the order of the writes.  Scans walk the skip list, which keeps
  * the keys in unsigned byte order, a key before the longer keys it is a
- * prefix of.
+ * prefix of.  A key past the last one inserted is placed from a finger,
+ * the last entry at or before that key at each level, so keys in
+ * ascending order go in without a walk from the top.
  *
  * A new value is written over the old one when it fits in the slot and
  * leaves at most half of the slot unused; otherwise the key moves to a new
@@ -221,6 +223,11 @@ static KvEntry *hash_find(dsa_area *area, KvIndex *index, const char *key,
 static KvRef skiplist_descend(dsa_area *area, KvIndex *index,
 							  const char *key, uint32 keylen,
 							  bool inclusive, KvRef **preds);
+static inline KvRef *entry_links(dsa_area *area, KvIndex *index,
+								 const dsa_pointer *dir, KvRef ref);
+static void skiplist_place(dsa_area *area, KvIndex *index, const char *key,
+						   uint32 keylen, KvRef **preds, KvRef *owners);
+static void finger_replace(KvIndex *index, KvRef ref, KvRef by);
 static inline KvRef *bucket_of(dsa_area *area, KvIndex *index, uint64 hash);
 static bool grow_buckets(dsa_area *area, KvIndex *index);
 static void move_buckets(dsa_area *area, KvIndex *index, uint32 count);
@@ -785,6 +792,119 @@ skiplist_descend(dsa_area *area, KvIndex *index, const char *key,
 	return forward[0];
 }
 
+/* The forward links of an entry, or the heads for ref 0 */
+static inline KvRef *
+entry_links(dsa_area *area, KvIndex *index, const dsa_pointer *dir, KvRef ref)
+{
+	return ref == 0 ? index->head : entry_in(area, dir, ref)->next;
+}
+
+/*
+ * Find where a key absent from the index goes in the skip list: preds[i]
+ * is set as skiplist_descend sets it, and owners[i] to the entry that
+ * link belongs to (0: the head), for every level i in use.
+ *
+ * A key past the last key inserted starts from the finger rather than the
+ * head, and climbs only as many levels as the keys between the two need:
+ * at the lowest level h where the finger's next entry is not before the
+ * key, the finger is the place at h and at every level above (the next
+ * entry at a higher level is at or after the next one at h), and the walk
+ * goes down from there.  Keys that arrive in ascending order, as a replay
+ * of a log written in key order brings them, so cost one comparison each
+ * instead of a walk from the top, whose reads miss the cache once the
+ * index outgrows it.
+ */
+static void
+skiplist_place(dsa_area *area, KvIndex *index, const char *key,
+			   uint32 keylen, KvRef **preds, KvRef *owners)
+{
+	dsa_pointer *dir;
+	KvRef		owner = 0;
+	KvRef	   *forward = index->head;
+	KvRef		stop = 0;
+	int			top = index->level;
+
+	if (index->level == 0)
+		return;
+	dir = directory(area, index);
+	if (index->finger[0] != 0)
+	{
+		KvEntry    *last = entry_in(area, dir, index->finger[0]);
+		int			h;
+
+		if (key_compare(entry_key(last), last->keylen, key, keylen) < 0)
+		{
+			for (h = 0; h < index->level; h++)
+			{
+				KvRef		p = entry_links(area, index, dir, index->finger[h])[h];
+				KvEntry    *e;
+
+				if (p == 0)
+					break;
+				e = entry_in(area, dir, p);
+				if (key_compare(entry_key(e), e->keylen, key, keylen) >= 0)
+				{
+					stop = p;
+					break;
+				}
+			}
+			if (h < index->level)
+			{
+				for (int i = h; i < index->level; i++)
+				{
+					owners[i] = index->finger[i];
+					preds[i] = &entry_links(area, index, dir, owners[i])[i];
+				}
+				top = h;
+				owner = index->finger[h];
+				forward = entry_links(area, index, dir, owner);
+			}
+		}
+	}
+	for (int i = top - 1; i >= 0; i--)
+	{
+		KvRef		p;
+
+		while ((p = forward[i]) != 0 && p != stop)
+		{
+			KvEntry    *e = entry_in(area, dir, p);
+
+			if (key_compare(entry_key(e), e->keylen, key, keylen) >= 0)
+			{
+				stop = p;
+				break;
+			}
+			owner = p;
+			forward = e->next;
+		}
+		preds[i] = &forward[i];
+		owners[i] = owner;
+	}
+}
+
+/*
+ * An entry of the skip list is replaced by another at its place (by), or
+ * unlinked (by 0): the finger follows the one, and is dropped with the
+ * other if it held it
+ */
+static void
+finger_replace(KvIndex *index, KvRef ref, KvRef by)
+{
+	if (index->finger[0] == 0)
+		return;
+	for (int i = 0; i < index->level; i++)
+	{
+		if (index->finger[i] != ref)
+			continue;
+		if (by == 0)
+		{
+			index->finger[0] = 0;
+			return;
+		}
+		index->finger[i] = by;
+	}
+}
+
 /*
  * The head of the chain a hash belongs to: in the old table while its
  * bucket there is not moved yet, else in the new one.  The index has a
@@ -956,6 +1076,7 @@ insert_key(dsa_area *area, KvIndex *index, const KvRecord *rec, uint64 hash,
 		   int64 offset)
 {
 	KvRef	   *preds[KV_SKIPLIST_MAXLEVEL];
+	KvRef		owners[KV_SKIPLIST_MAXLEVEL];
 	int			level = hash_level(hash);
 	bool		first = index->nbuckets == 0;
 	KvRef		newref;
@@ -976,14 +1097,17 @@ insert_key(dsa_area *area, KvIndex *index, const KvRecord *rec, uint64 hash,
 		(void) grow_buckets(area, index);	/* failure only lengthens chains */
 
 	/* Nothing can fail from here on */
-	(void) skiplist_descend(area, index, rec->key, rec->keylen, true, preds);
+	skiplist_place(area, index, rec->key, rec->keylen, preds, owners);
 	for (int i = index->level; i < level; i++)
 		preds[i] = &index->head[i];
 	for (int i = 0; i < level; i++)
 	{
 		e->next[i] = *preds[i];
 		*preds[i] = newref;
+		index->finger[i] = newref;
 	}
+	for (int i = level; i < index->level; i++)
+		index->finger[i] = owners[i];
 	if (level > index->level)
 		index->level = level;
 
@@ -1041,6 +1165,7 @@ replace_value(dsa_area *area, KvIndex *index, KvEntry *old, KvRef *slot,
 	}
 	e->hash_next = old->hash_next;
 	*slot = newref;
+	finger_replace(index, oldref, newref);
 
 	slot_free(area, index, oldref);
 	return true;
@@ -1069,6 +1194,7 @@ delete_key(dsa_area *area, KvIndex *index, const KvRecord *rec)
 		Assert(*preds[i] == ref);
 		*preds[i] = e->next[i];
 	}
+	finger_replace(index, ref, 0);
 	while (index->level > 0 && index->head[index->level - 1] == 0)
 		index->level--;
 	*slot = e->hash_next;
@@ -1119,7 +1245,10 @@ KvIndexInit(KvIndex *index)
 	index->free_chunk = 0;
 	index->level = 0;
 	for (int i = 0; i < KV_SKIPLIST_MAXLEVEL; i++)
+	{
 		index->head[i] = 0;
+		index->finger[i] = 0;
+	}
 	for (int i = 0; i < KV_INDEX_CLASSES; i++)
 		index->partial[i] = 0;
 	index->nkeys = 0;

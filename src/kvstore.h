@@ -104,6 +104,11 @@ typedef struct KvIndex
 	uint32		free_chunk;		/* a number free for reuse, or 0 */
 	int			level;			/* levels in use in the skip list */
 	KvRef		head[KV_SKIPLIST_MAXLEVEL];	/* skip list heads */
+	KvRef		finger[KV_SKIPLIST_MAXLEVEL];	/* per level in use, the last
+												 * entry at or before the key
+												 * inserted last (0: the
+												 * head); finger[0] is that
+												 * key, or 0: none */
 	uint32		partial[KV_INDEX_CLASSES];	/* per size class, the number of
 											 * a chunk with a free slot, or 0 */
 	uint64		nkeys;			/* live keys */

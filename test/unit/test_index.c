@@ -366,6 +366,91 @@ view_is(const KvEntryView *v, const Pair *p)
 }
 
 /*
+ * The skip list is the one its keys and their levels make, whatever the
+ * order of the writes: each level in use lists, in ascending order,
+ * exactly the entries taller than it, the top one is not empty, each
+ * entry has the level of its hash; and the finger, if any, holds at each
+ * level the last entry at or before the key inserted last
+ */
+static bool
+skiplist_is_sound(dsa_area *area, KvIndex *index)
+{
+	KvEntry    *last = index->finger[0] == 0 ? NULL :
+		entry_at(area, index, index->finger[0]);
+	uint64		taller[KV_SKIPLIST_MAXLEVEL] = {0};
+
+	if (index->level > 0 && index->head[index->level - 1] == 0)
+	{
+		printf("# level %d in use is empty\n", index->level);
+		return false;
+	}
+	for (KvRef r = index->head[0]; r != 0; r = entry_at(area, index, r)->next[0])
+	{
+		KvEntry    *e = entry_at(area, index, r);
+
+		if (e->level > index->level ||
+			e->level != hash_level(key_hash(index, entry_key(e), e->keylen)))
+		{
+			printf("# an entry has level %d, the index %d\n", e->level, index->level);
+			return false;
+		}
+		for (int i = 0; i < e->level; i++)
+			taller[i]++;
+	}
+	for (int i = 0; i < index->level; i++)
+	{
+		uint64		listed = 0;
+		KvEntry    *prev = NULL;
+		bool		met = index->finger[i] == 0;
+
+		for (KvRef r = index->head[i]; r != 0; r = entry_at(area, index, r)->next[i])
+		{
+			KvEntry    *e = entry_at(area, index, r);
+
+			if (e->level <= i || (prev != NULL &&
+								  key_compare(entry_key(prev), prev->keylen,
+											  entry_key(e), e->keylen) >= 0))
+			{
+				printf("# level %d out of order\n", i);
+				return false;
+			}
+			prev = e;
+			listed++;
+			met = met || r == index->finger[i];
+		}
+		if (last != NULL && !met)
+		{
+			printf("# the finger holds an entry not in level %d\n", i);
+			return false;
+		}
+		if (listed != taller[i])
+		{
+			printf("# level %d lists %llu entries of %llu\n", i,
+				   (unsigned long long) listed, (unsigned long long) taller[i]);
+			return false;
+		}
+		if (last != NULL)
+		{
+			KvRef		f = index->finger[i];
+			KvEntry    *fe = f == 0 ? NULL : entry_at(area, index, f);
+			KvRef		n = f == 0 ? index->head[i] : fe->next[i];
+			KvEntry    *ne = n == 0 ? NULL : entry_at(area, index, n);
+
+			if ((fe != NULL && (fe->level <= i ||
+								key_compare(entry_key(fe), fe->keylen,
+											entry_key(last), last->keylen) > 0)) ||
+				(ne != NULL && key_compare(entry_key(ne), ne->keylen,
+										   entry_key(last), last->keylen) <= 0))
+			{
+				printf("# the finger is wrong at level %d\n", i);
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
+/*
  * The index holds exactly the model: walked in order, every entry matches,
  * every key is found by look-up at the same entry, and the accounting is
  * exact.
@@ -394,6 +479,8 @@ same_as_model(dsa_area *area, KvIndex *index)
 			return false;
 		}
 	}
+	if (!skiplist_is_sound(area, index))
+		return false;
 	if (i != nmodel || index->nkeys != (uint64) nmodel)
 	{
 		printf("# %d entries walked, %llu counted, %d in the model\n",
@@ -983,6 +1070,91 @@ test_random(dsa_area *area, KvIndex *index)
 	check(ok && same_as_model(area, index),
 		  "200,000 random puts and deletes match the model");
 	check(ok && seeks == 40000, "40,000 random seeks match the model");
+	KvIndexClear(area, index);
+	model_clear();
+}
+
+/*
+ * Keys in ascending order, as a replay of a log written in key order
+ * brings them, go in from the finger; keys just past the last, far past
+ * it, before it, deleted or moved while the finger holds them, all leave
+ * the skip list the one a walk from the top builds
+ */
+static void
+test_finger(dsa_area *area, KvIndex *index)
+{
+	char		key[32];
+	char		value[5000];
+	bool		ok = true;
+	KvEntry    *last;
+	int			i;
+
+	for (i = 0; i < 100000 && ok; i++)
+	{
+		snprintf(key, sizeof(key), "key-%08d", i * 10);
+		ok = apply(area, index, put(key, 12, "v", 1), i);
+	}
+	last = entry_at(area, index, index->finger[0]);
+	check(ok && same_as_model(area, index) && last->keylen == 12 &&
+		  memcmp(entry_key(last), "key-00999990", 12) == 0,
+		  "100,000 keys in ascending order: the finger holds the last one");
+	KvIndexClear(area, index);
+	model_clear();
+
+	/* Runs upwards from random places, between and past the keys there */
+	for (i = 0; i < 2000 && ok; i++)
+	{
+		snprintf(key, sizeof(key), "key-%08d", i * 10);
+		ok = apply(area, index, put(key, 12, "v", 1), i);
+	}
+	for (i = 0; i < 40000 && ok; i++)
+	{
+		uint32		r = rng() % 100;
+		int			at = r < 5 || index->finger[0] == 0 ?
+			(int) (rng() % 40000) : -1;
+
+		if (at >= 0)
+			snprintf(key, sizeof(key), "key-%08d", at);
+		else if (r < 90)
+		{
+			/* Past the key inserted last: near it, or farther */
+			last = entry_at(area, index, index->finger[0]);
+			memcpy(key, entry_key(last), last->keylen);
+			key[last->keylen] = '\0';
+			snprintf(key, sizeof(key), "key-%08d",
+					 atoi(key + 4) + 1 + (int) (r < 80 ? rng() % 3 : rng() % 2000));
+		}
+		else if (r < 95)
+		{
+			/* The key inserted last: a new value that moves, or none */
+			last = entry_at(area, index, index->finger[0]);
+			memcpy(key, entry_key(last), last->keylen);
+			key[last->keylen] = '\0';
+			if (r < 93)
+			{
+				ok = apply(area, index, put(key, 12, value, random_value(value)), i);
+				continue;
+			}
+			ok = apply(area, index, del(key, 12), i);
+			if (index->finger[0] != 0)
+			{
+				printf("# a deleted key is still the finger\n");
+				ok = false;
+			}
+			snprintf(key, sizeof(key), "key-%08d", (int) (rng() % 40000));
+		}
+		else
+		{
+			snprintf(key, sizeof(key), "key-%08d", (int) (rng() % 40000));
+			ok = apply(area, index, del(key, 12), i);
+			continue;
+		}
+		ok = apply(area, index, put(key, 12, value, random_value(value)), i);
+		if (i % 1000 == 0)
+			ok = ok && same_as_model(area, index);
+	}
+	check(ok && same_as_model(area, index),
+		  "40,000 puts upwards from random places, moves and deletes match the model");
 	KvIndexClear(area, index);
 	model_clear();
 }
@@ -1808,6 +1980,7 @@ main(int argc, char **argv)
 	test_reserve(&area, &index);
 	test_large(&area, &index);
 	test_random(&area, &index);
+	test_finger(&area, &index);
 	test_accounting(&area, &index);
 	test_out_of_memory(&area, &index);
 	test_colliding_keys(&area, &index);

@@ -72,8 +72,11 @@
  * Locking protocol: index.c takes no locks and uses no atomics; the caller
  * holds the topic's LWLock (KvTopic->lock, see shmem.c):
  *
- * - KvIndexApply, KvIndexClear and KvIndexReserve are called only by the
- *	 topic's single materializer, holding the lock exclusively.
+ * - KvIndexApply, KvIndexApplyHashed, KvIndexClear and KvIndexReserve are
+ *	 called only by the topic's single materializer, holding the lock
+ *	 exclusively.
+ * - KvIndexHash reads only the hash key, which only KvIndexClear changes:
+ *	 the materializer may call it without the lock.
  * - KvIndexLookup, KvIndexSeek, KvIndexNext, KvIndexView and KvIndexPrefetch
  *	 need the lock held at least shared.  The dsa_pointer of an entry and the
  *	 pointers in a KvEntryView are valid only while it is held: callers copy
@@ -240,7 +243,8 @@ static bool insert_key(dsa_area *area, KvIndex *index, const KvRecord *rec,
 					   uint64 hash, int64 offset);
 static bool replace_value(dsa_area *area, KvIndex *index, KvEntry *old,
 						  KvRef *slot, const KvRecord *rec, int64 offset);
-static void delete_key(dsa_area *area, KvIndex *index, const KvRecord *rec);
+static void delete_key(dsa_area *area, KvIndex *index, const KvRecord *rec,
+					   uint64 hash);
 static inline void fill_view(KvEntry *e, KvEntryView *view);
 
 /* One SipRound over the state v0..v3 */
@@ -1173,7 +1177,7 @@ replace_value(dsa_area *area, KvIndex *index, KvEntry *old, KvRef *slot,
 
 /* Unlink and free the entry of a key, if there is one */
 static void
-delete_key(dsa_area *area, KvIndex *index, const KvRecord *rec)
+delete_key(dsa_area *area, KvIndex *index, const KvRecord *rec, uint64 hash)
 {
 	KvRef	   *preds[KV_SKIPLIST_MAXLEVEL];
 	KvRef	   *slot;
@@ -1182,8 +1186,7 @@ delete_key(dsa_area *area, KvIndex *index, const KvRecord *rec)
 
 	if (index->nkeys == 0)
 		return;
-	e = hash_find(area, index, rec->key, rec->keylen,
-				  key_hash(index, rec->key, rec->keylen), &slot);
+	e = hash_find(area, index, rec->key, rec->keylen, hash, &slot);
 	if (e == NULL)
 		return;
 	ref = *slot;
@@ -1259,6 +1262,19 @@ KvIndexInit(KvIndex *index)
 }
 
 /*
+ * KvIndexHash
+ *		The keyed hash of a key in this index, for KvIndexPrefetch and
+ *		KvIndexApplyHashed.
+ *
+ * Valid until the index is cleared, which draws a new hash key.
+ */
+uint64
+KvIndexHash(const KvIndex *index, const char *key, uint32 keylen)
+{
+	return key_hash(index, key, keylen);
+}
+
+/*
  * KvIndexApply
  *		Apply one record: a tombstone deletes its key, any other record
  *		sets the key's value and remembers offset.
@@ -1273,22 +1289,37 @@ KvIndexInit(KvIndex *index)
 bool
 KvIndexApply(dsa_area *area, KvIndex *index, const KvRecord *rec, int64 offset)
 {
+	return KvIndexApplyHashed(area, index, rec, offset,
+							  key_hash(index, rec->key, rec->keylen));
+}
+
+/*
+ * KvIndexApplyHashed
+ *		KvIndexApply for a record whose key's KvIndexHash the caller has.
+ *
+ * The materializer hashes each key of a batch once, for the prefetches
+ * ahead of it and for applying it.  Caller must hold the topic lock
+ * exclusively.
+ */
+bool
+KvIndexApplyHashed(dsa_area *area, KvIndex *index, const KvRecord *rec,
+				   int64 offset, uint64 hash)
+{
 	KvRef	   *slot;
 	KvEntry    *e;
-	uint64		hash;
 	bool		applied;
 
+	Assert(hash == key_hash(index, rec->key, rec->keylen));
 	if (!rec->tombstone &&
 		(rec->keylen > KV_INDEX_MAX_KEY || rec->vallen > KV_INDEX_MAX_VALUE))
 		return false;
 	if (rec->tombstone)
 	{
-		delete_key(area, index, rec);
+		delete_key(area, index, rec, hash);
 		applied = true;
 	}
 	else
 	{
-		hash = key_hash(index, rec->key, rec->keylen);
 		e = hash_find(area, index, rec->key, rec->keylen, hash, &slot);
 		if (e != NULL)
 			applied = replace_value(area, index, e, slot, rec, offset);
@@ -1385,8 +1416,8 @@ KvIndexReserve(dsa_area *area, KvIndex *index, uint64 nkeys)
 
 /*
  * KvIndexPrefetch
- *		Ask the CPU to fetch what applying a key will read: its bucket, or
- *		with chain, the first entry of its chain.
+ *		Ask the CPU to fetch what applying a key of this KvIndexHash will
+ *		read: its bucket, or with chain, the first entry of its chain.
  *
  * Applying a new key is bound by cache misses: the bucket, then each
  * entry of its chain.  The materializer calls this for the records a few
@@ -1397,15 +1428,14 @@ KvIndexReserve(dsa_area *area, KvIndex *index, uint64 nkeys)
  * Caller must hold the topic lock, at least shared.
  */
 void
-KvIndexPrefetch(dsa_area *area, KvIndex *index, const char *key,
-				uint32 keylen, bool chain)
+KvIndexPrefetch(dsa_area *area, KvIndex *index, uint64 hash, bool chain)
 {
 #if defined(__GNUC__)
 	KvRef	   *link;
 
 	if (index->nbuckets == 0)
 		return;
-	link = bucket_of(area, index, key_hash(index, key, keylen));
+	link = bucket_of(area, index, hash);
 	if (!chain)
 		__builtin_prefetch(link);
 	else if (*link != 0)

@@ -534,12 +534,17 @@ extern int	KvTopicFreeSlots(void);
 
 /* in index.c: caller holds topic->lock as stated at each function */
 extern void KvIndexInit(KvIndex *index);
+extern uint64 KvIndexHash(const KvIndex *index, const char *key,
+						  uint32 keylen);
+extern bool KvIndexApplyHashed(dsa_area *area, KvIndex *index,
+							   const KvRecord *rec, int64 offset,
+							   uint64 hash);
 extern bool KvIndexApply(dsa_area *area, KvIndex *index,
 						 const KvRecord *rec, int64 offset);
 extern void KvIndexClear(dsa_area *area, KvIndex *index);
 extern void KvIndexReserve(dsa_area *area, KvIndex *index, uint64 nkeys);
-extern void KvIndexPrefetch(dsa_area *area, KvIndex *index,
-							const char *key, uint32 keylen, bool chain);
+extern void KvIndexPrefetch(dsa_area *area, KvIndex *index, uint64 hash,
+							bool chain);
 extern bool KvIndexLookup(dsa_area *area, KvIndex *index,
 						  const char *key, uint32 keylen, KvEntryView *view);
 extern dsa_pointer KvIndexSeek(dsa_area *area, KvIndex *index,

@@ -113,7 +113,9 @@ static void worker_fail(const char *fmt,...) pg_attribute_printf(1, 2);
 static rd_kafka_t *consumer_create(void);
 static void bootstrap_begin(int64 low, int64 high);
 static KvApplyResult apply_batch(rd_kafka_message_t **msgs, int *nmsgs);
-static inline void prefetch(dsa_area *area, rd_kafka_message_t **msgs, int n,
+static inline void hash_keys(rd_kafka_message_t **msgs, int n,
+							 uint64 *hashes);
+static inline void prefetch(dsa_area *area, const uint64 *hashes, int n,
 							int i);
 static void publish(int64 position, bool at_eof, bool advanced);
 static bool detach_requested(void);
@@ -590,27 +592,38 @@ check_memory_use(void)
 }
 
 /*
- * Before applying message i, have the index fetch what the messages ahead
- * will read: the buckets of those 2 * KV_PREFETCH_AHEAD places on, the
- * chains of those KV_PREFETCH_AHEAD on
+ * The KvIndexHash of each message's key, 0 for a message without one: each
+ * key is hashed once, for the prefetches ahead of it and for applying it.
+ * Only this process changes the hash key (KvIndexClear), so the topic lock
+ * need not be held.
  */
 static inline void
-prefetch(dsa_area *area, rd_kafka_message_t **msgs, int n, int i)
+hash_keys(rd_kafka_message_t **msgs, int n, uint64 *hashes)
 {
-	rd_kafka_message_t *m;
+	for (int i = 0; i < n; i++)
+	{
+		rd_kafka_message_t *m = msgs[i];
 
-	if (i + 2 * KV_PREFETCH_AHEAD < n)
-	{
-		m = msgs[i + 2 * KV_PREFETCH_AHEAD];
-		if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->key != NULL)
-			KvIndexPrefetch(area, &my_topic->index, m->key, m->key_len, false);
+		hashes[i] = m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->key != NULL &&
+			m->key_len > 0 ?
+			KvIndexHash(&my_topic->index, m->key, m->key_len) : 0;
 	}
-	if (i + KV_PREFETCH_AHEAD < n)
-	{
-		m = msgs[i + KV_PREFETCH_AHEAD];
-		if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->key != NULL)
-			KvIndexPrefetch(area, &my_topic->index, m->key, m->key_len, true);
-	}
+}
+
+/*
+ * Before applying message i, have the index fetch what the messages ahead
+ * will read: the buckets of those 2 * KV_PREFETCH_AHEAD places on, the
+ * chains of those KV_PREFETCH_AHEAD on, by the hashes of hash_keys
+ */
+static inline void
+prefetch(dsa_area *area, const uint64 *hashes, int n, int i)
+{
+	if (i + 2 * KV_PREFETCH_AHEAD < n && hashes[i + 2 * KV_PREFETCH_AHEAD] != 0)
+		KvIndexPrefetch(area, &my_topic->index,
+						hashes[i + 2 * KV_PREFETCH_AHEAD], false);
+	if (i + KV_PREFETCH_AHEAD < n && hashes[i + KV_PREFETCH_AHEAD] != 0)
+		KvIndexPrefetch(area, &my_topic->index,
+						hashes[i + KV_PREFETCH_AHEAD], true);
 }
 
 /*
@@ -641,7 +654,9 @@ apply_batch(rd_kafka_message_t **msgs, int *nmsgs)
 	uint64		applied = 0;
 	uint64		skipped = 0;
 	char		error[KV_MAX_ERROR_TEXT] = "";
+	uint64		hashes[KV_APPLY_BATCH];
 
+	hash_keys(msgs, n, hashes);
 	if (!bootstrapping())
 		more = KV_HOLD_RECORDS - n;
 
@@ -652,7 +667,7 @@ next_messages:
 		rd_kafka_message_t *m = msgs[i];
 		KvRecord	rec;
 
-		prefetch(area, msgs, n, i);
+		prefetch(area, hashes, n, i);
 
 		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
 		{
@@ -691,7 +706,8 @@ next_messages:
 		full_oversize = rec.keylen > KV_INDEX_MAX_KEY ||
 			rec.vallen > KV_INDEX_MAX_VALUE;
 		if (full_oversize ||
-			!KvIndexApply(area, &my_topic->index, &rec, m->offset))
+			!KvIndexApplyHashed(area, &my_topic->index, &rec, m->offset,
+								hashes[i]))
 		{
 			/* Not applied: stop before it */
 			full = true;
@@ -713,6 +729,7 @@ next_messages:
 		{
 			n = (int) taken;
 			more -= n;
+			hash_keys(msgs, n, hashes);
 			goto next_messages;
 		}
 	}

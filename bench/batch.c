@@ -18,16 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <libpq-fe.h>
 
-static double
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
+#include "client.h"
 
 /* The array literal {PREFIX%08d,...} of n numbers from first */
 static void
@@ -68,19 +60,7 @@ main(int argc, char **argv)
 	}
 	if (grow)
 		calls = atol(argv[4]);
-	conn = PQconnectdb(argv[1]);
-	if (PQstatus(conn) != CONNECTION_OK)
-	{
-		fprintf(stderr, "%s", PQerrorMessage(conn));
-		return 1;
-	}
-	res = PQprepare(conn, "many", "SELECT kv_put_many($1, $2, $3)", 3, types);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-	{
-		fprintf(stderr, "%s", PQerrorMessage(conn));
-		return 1;
-	}
-	PQclear(res);
+	conn = connect_prepared(argv[1], "SELECT kv_put_many($1, $2, $3)", 3, types);
 	keys = malloc((size_t) n * 16 + 3);
 	values = malloc((size_t) n * 16 + 3);
 	srandom(time(NULL));
@@ -95,7 +75,7 @@ main(int argc, char **argv)
 		start = now_us();
 		array_of(keys, "key-", first, n);
 		array_of(values, "value-", first, n);
-		res = PQexecPrepared(conn, "many", 3, params, NULL, NULL, 0);
+		res = PQexecPrepared(conn, "stmt", 3, params, NULL, NULL, 0);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		{
 			fprintf(stderr, "%s", PQerrorMessage(conn));

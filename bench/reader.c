@@ -13,7 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <libpq-fe.h>
+
+#include "client.h"
 
 static volatile sig_atomic_t stop = 0;
 
@@ -21,15 +22,6 @@ static void
 on_signal(int sig)
 {
 	stop = 1;
-}
-
-static double
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
 int
@@ -50,19 +42,7 @@ main(int argc, char **argv)
 	}
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
-	conn = PQconnectdb(argv[1]);
-	if (PQstatus(conn) != CONNECTION_OK)
-	{
-		fprintf(stderr, "%s", PQerrorMessage(conn));
-		return 1;
-	}
-	res = PQprepare(conn, "get", "SELECT kv_get($1, $2)", 2, types);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-	{
-		fprintf(stderr, "%s", PQerrorMessage(conn));
-		return 1;
-	}
-	PQclear(res);
+	conn = connect_prepared(argv[1], "SELECT kv_get($1, $2)", 2, types);
 	srandom(time(NULL));
 
 	while (!stop)
@@ -72,7 +52,7 @@ main(int argc, char **argv)
 		double		start = now_us();
 
 		snprintf(key, sizeof(key), "key-%08ld", 1 + random() % keys);
-		res = PQexecPrepared(conn, "get", 2, params, NULL, NULL, 0);
+		res = PQexecPrepared(conn, "stmt", 2, params, NULL, NULL, 0);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		{
 			fprintf(stderr, "%s", PQerrorMessage(conn));

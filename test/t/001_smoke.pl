@@ -27,6 +27,18 @@ is(scalar(@threads), 1, 'the postmaster runs a single thread');
 like(slurp_file("/proc/$postmaster/maps"), qr{/sasl2/},
 	'the postmaster loaded the SASL plugins, so its children need not');
 
+# librdkafka before 2.4.0 spins in its main thread before each timer: the
+# transactional producer's main thread runs at a lower priority there
+my ($rdkafka) = `pkg-config --modversion rdkafka` =~ /^(\d+\.\d+)/;
+is( $node->safe_psql(
+		'postgres', qq{
+	SELECT kv_put_many('$topic', array['batch'], array['one']) IS NOT NULL;
+	SELECT count(*) FROM pg_ls_dir('/proc/self/task') AS t(tid)
+	WHERE pg_read_file('/proc/self/task/' || tid || '/comm') = E'rdk:main\n'
+	  AND split_part(split_part(pg_read_file('/proc/self/task/' || tid || '/stat'), ') ', 2), ' ', 17)::int >= 10}),
+	"t\n" . ($rdkafka < 2.4 ? 1 : 0),
+	'the transactional producer\'s main thread runs at a lower priority before librdkafka 2.4');
+
 my $plain = kv_node('plain', preload => '', no_extension => 1);
 my ($ret, $stdout, $stderr) = $plain->psql('postgres',
 	'\set VERBOSITY verbose' . "\nCREATE EXTENSION kvstore");

@@ -191,7 +191,8 @@ _PG_init(void)
 	shmem_startup_hook = kv_shmem_startup;
 
 	KvLauncherRegister();
-	KvKafkaWarmUp();
+	if (!IsUnderPostmaster)
+		KvKafkaWarmUp();
 }
 
 /*

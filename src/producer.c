@@ -87,7 +87,8 @@ static int	kv_txn_producer_timeout = 0;
  * first record.  While batches follow one another, the main thread of the
  * transactional producer then takes more than half a core, which the
  * broker, the worker and the other sessions wait for.  That thread runs
- * KV_MAIN_THREAD_NICE steps lower (see lower_main_thread).
+ * KV_MAIN_THREAD_NICE steps lower (see lower_main_thread), and so do the
+ * broker threads it starts later, which inherit its priority.
  */
 #define KV_SPIN_FIXED_VERSION 0x020400ff
 #define KV_MAIN_THREAD_NICE 10

@@ -368,17 +368,14 @@ KvFdwGetTable(Relation rel)
 					 errmsg("value column \"%s\" of foreign table \"%s\" has type %s",
 							attname, t->name, format_type_be(type)),
 					 errhint("A value column has type text, bytea, json or jsonb.")));
-		if (t->kinds[i] == KV_COLUMN_OFFSET && type != INT8OID)
+		if ((t->kinds[i] == KV_COLUMN_OFFSET && type != INT8OID) ||
+			(t->kinds[i] == KV_COLUMN_TIMESTAMP && type != TIMESTAMPTZOID))
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
 					 errmsg("metadata column \"%s\" of foreign table \"%s\" has type %s",
 							attname, t->name, format_type_be(type)),
-					 errhint("An offset column has type bigint.")));
-		if (t->kinds[i] == KV_COLUMN_TIMESTAMP && type != TIMESTAMPTZOID)
-			ereport(ERROR,
-					(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
-					 errmsg("metadata column \"%s\" of foreign table \"%s\" has type %s",
-							attname, t->name, format_type_be(type)),
+					 t->kinds[i] == KV_COLUMN_OFFSET ?
+					 errhint("An offset column has type bigint.") :
 					 errhint("A timestamp column has type timestamp with time zone.")));
 	}
 	pfree(decided);

@@ -4,7 +4,7 @@ EXTENSION = kvstore
 MODULE_big = kvstore
 OBJS = src/kvstore.o src/functions.o src/fdw.o src/fdw_plan.o src/fdw_exec.o \
        src/record.o src/topic.o src/producer.o src/kafka.o src/worker.o \
-       src/scan.o src/shmem.o src/index.o
+       src/scan.o src/shmem.o src/index.o src/group.o
 DATA = $(wildcard sql/kvstore--*.sql)
 PGFILEDESC = "kvstore - compacted Kafka topics as key-value stores"
 

@@ -258,6 +258,7 @@ KvWaitEvent(KvWait wait)
 		[KV_WAIT_KAFKA_RETRY] = "KvstoreKafkaRetry",
 		[KV_WAIT_WORKER_MAIN] = "KvstoreWorkerMain",
 		[KV_WAIT_TOPIC_FULL] = "KvstoreTopicFull",
+		[KV_WAIT_WRITE_GROUP] = "KvstoreWriteGroup",
 	};
 	static uint32 events[KV_WAIT_COUNT];
 

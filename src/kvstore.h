@@ -205,6 +205,19 @@ typedef struct KvTopic
 
 	KvIndex		index;			/* protected by lock */
 
+	/*
+	 * Group commit of atomic writes (group.c): batches queued for the next
+	 * Kafka transaction of this topic, and the backend writing one now
+	 */
+	int			number;			/* position of the slot, fixed at start */
+	LWLock	   *group_lock;		/* guards the fields below and the batches
+								 * in the queue */
+	ConditionVariable group_cv; /* broadcast when a group is done or its
+								 * writer lets go */
+	int			group_writer;	/* backend slot writing a group, -1: none */
+	int			group_head;		/* first batch queued (backend slot), -1 */
+	int			group_tail;		/* last batch queued, -1 */
+
 	/* set when the slot is claimed, under the lock of the slot table */
 	uint64		conn_hash;		/* KvConnectionHash of conn */
 	char		conn[KV_MAX_CONNECTION];	/* the topic's connection, "" for
@@ -217,6 +230,43 @@ typedef struct KvTopic
  * slot freed and claimed by another topic meanwhile is never used by
  * mistake.  The name is a copy, for messages.
  */
+/*
+ * The state of a backend's atomic write handed to another backend, which
+ * writes it in its Kafka transaction together with its own (group.c)
+ */
+typedef enum KvBatchState
+{
+	KV_BATCH_IDLE = 0,			/* not in use */
+	KV_BATCH_QUEUED,			/* in a topic's queue; its backend may take it
+								 * back */
+	KV_BATCH_TAKEN,				/* being written by the group's writer */
+	KV_BATCH_DONE				/* written or failed: the outcome is set */
+} KvBatchState;
+
+/*
+ * One per backend slot, in main shared memory.  Guarded by the group lock
+ * of the topic it is queued in, or was taken from (topic).
+ */
+typedef struct KvBatch
+{
+	KvBatchState state;
+	int			topic;			/* number of the topic slot */
+	uint64		incarnation;	/* of that slot when queued */
+	uint64		settings;		/* hash of the client settings it must be
+								 * written with */
+	int			next;			/* next batch of the queue, -1: none */
+	dsa_pointer records;		/* the records, serialized (group.c) */
+	uint32		nrecs;
+	uint32		bytes;			/* of the records, as counted by group.c */
+	/* the outcome, once DONE */
+	pid_t		writer;			/* the backend that wrote it */
+	int			members;		/* batches written in that transaction */
+	int64		offset;			/* highest offset of its records */
+	int			sqlerrcode;		/* 0: stored; else the writer's error */
+	char		message[KV_MAX_ERROR_TEXT];
+	char		detail[KV_MAX_ERROR_TEXT];
+} KvBatch;
+
 typedef struct KvTopicRef
 {
 	KvTopic    *topic;
@@ -357,6 +407,8 @@ typedef enum KvWait
 	KV_WAIT_WORKER_MAIN,		/* a worker waits for records */
 	KV_WAIT_TOPIC_FULL,			/* a worker stopped for memory waits to try
 								 * again */
+	KV_WAIT_WRITE_GROUP,		/* an atomic write waits for another
+								 * session's transaction to carry it */
 	KV_WAIT_COUNT
 } KvWait;
 
@@ -467,6 +519,19 @@ extern int64 KvProducerCommit(void);
 extern void KvProducerAbort(void);
 extern int64 KvProducerWrite(KvTopicRef *ref, const KvRecord *recs, int nrecs,
 							 bool atomic);
+extern void KvProducerCheck(KvTopicRef *ref, const KvRecord *recs, int nrecs);
+extern void KvProducerRegister(void);
+extern int	KvProducerBackendSlot(void);
+extern void KvProducerBeginGroup(KvTopicRef *ref, int members);
+extern void KvProducerSendMember(const KvRecord *rec, int member);
+extern int64 KvProducerMemberOffset(int member);
+extern bool KvProducerCommitRequested(void);
+extern uint64 KvProducerSettingsHash(void);
+
+#define KV_GROUP_MAX_MEMBERS 1024
+
+extern int64 KvGroupWrite(KvTopicRef *ref, const KvRecord *recs, int nrecs);
+extern void KvGroupAbort(void);
 
 /* in worker.c */
 extern void KvLauncherRegister(void);
@@ -530,6 +595,8 @@ extern KvTopic *KvTopicClaim(const char *name, const char *conn,
 							 bool *claimed);
 extern void KvTopicRelease(KvTopic *topic);
 extern KvTopic *KvTopicByIndex(int i);
+extern KvBatch *KvShmemBatch(int slot);
+extern dsa_area *KvShmemBatchArea(void);
 extern int	KvTopicFreeSlots(void);
 
 /* in index.c: caller holds topic->lock as stated at each function */

@@ -113,7 +113,20 @@ typedef struct KvWrite
 								 * KvTopicCheckRecord */
 	bool		checked;		/* every record was checked before the
 								 * first was sent */
+	int			members;		/* batches of a group's transaction (group.c):
+								 * each record's opaque tells whose */
+	bool		committing;		/* the commit was requested and has not
+								 * succeeded: kept when the producer is
+								 * dropped */
 } KvWrite;
+
+/*
+ * A record's opaque: the write's request number, and the member of a
+ * group's transaction whose record it is in the low bits
+ */
+#define KV_MEMBER_BITS 10
+StaticAssertDecl(KV_GROUP_MAX_MEMBERS == 1 << KV_MEMBER_BITS,
+				 "a member number takes KV_MEMBER_BITS bits");
 
 /* What an error raised during a write should add about the write */
 typedef struct KvWriteContext
@@ -130,6 +143,9 @@ static bool kv_callbacks_registered = false;
 
 static KvWrite cur;			/* the write in progress */
 static uint64 last_request = 0;
+static int64 member_offsets[KV_GROUP_MAX_MEMBERS];	/* highest offset
+													 * acknowledged per
+													 * member */
 
 static void kv_dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
 						 void *opaque);
@@ -161,15 +177,21 @@ static void report_txn_error(rd_kafka_error_t *error, const char *what);
 static void commit_transaction(void);
 static void commit_context(void *arg);
 static void kv_write_context(void *arg);
+static void send_record(const KvRecord *rec, int member);
 
 /* Record the outcome of one record of the current write */
 static void
 kv_dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
-	if ((uint64) (uintptr_t) rkm->_private != cur.request)
+	uint64		tag = (uint64) (uintptr_t) rkm->_private;
+	int			member = tag & (KV_GROUP_MAX_MEMBERS - 1);
+
+	if (tag >> KV_MEMBER_BITS != cur.request)
 		return;					/* a record of an abandoned write */
 
 	cur.pending--;
+	if (!rkm->err && member < cur.members && rkm->offset > member_offsets[member])
+		member_offsets[member] = rkm->offset;
 	if (rkm->err)
 	{
 		if (cur.failed++ == 0)
@@ -427,13 +449,7 @@ get_producer(bool transactional, const char *conn)
 	if (*slot != NULL)
 		return *slot;
 
-	if (!kv_callbacks_registered)
-	{
-		before_shmem_exit(producer_exit, 0);
-		RegisterXactCallback(kv_xact_callback, NULL);
-		RegisterSubXactCallback(kv_subxact_callback, NULL);
-		kv_callbacks_registered = true;
-	}
+	KvProducerRegister();
 	if (kv_producer_settings == NULL)
 		kv_producer_settings = KvKafkaSettingsNow(conn);
 
@@ -455,6 +471,53 @@ get_producer(bool transactional, const char *conn)
 				(errmsg("kvstore moves backend slot %d to a new Kafka transactional id: the last transaction of its id is still being ended",
 						backend_slot())));
 	}
+}
+
+/*
+ * KvProducerRegister
+ *		Have every exit path of this backend end its writes: an error, and
+ *		the exit of the backend.
+ */
+void
+KvProducerRegister(void)
+{
+	if (kv_callbacks_registered)
+		return;
+	before_shmem_exit(producer_exit, 0);
+	RegisterXactCallback(kv_xact_callback, NULL);
+	RegisterSubXactCallback(kv_subxact_callback, NULL);
+	kv_callbacks_registered = true;
+}
+
+/*
+ * KvProducerBackendSlot
+ *		This backend's slot number: its transactional id's, and its batch's
+ *		in group.c.
+ */
+int
+KvProducerBackendSlot(void)
+{
+	return backend_slot();
+}
+
+/*
+ * KvProducerSettingsHash
+ *		The client settings this backend's atomic writes are made with, as
+ *		a hash: a group's writer takes only batches made with its own.  The
+ *		connection is the topic slot's, the same for every batch of a
+ *		topic's queue.
+ */
+uint64
+KvProducerSettingsHash(void)
+{
+	uint64		hash = (uint64) kvstore_transaction_timeout;
+
+	hash = hash_combine64(hash, hash_bytes_extended((const unsigned char *) kvstore_brokers,
+													strlen(kvstore_brokers), 0));
+	if (kvstore_kafka_settings != NULL)
+		hash = hash_combine64(hash, hash_bytes_extended((const unsigned char *) kvstore_kafka_settings,
+														strlen(kvstore_kafka_settings), 1));
+	return hash;
 }
 
 /* Destroy a producer, dropping its undelivered records */
@@ -576,6 +639,9 @@ KvProducerBegin(KvTopicRef *ref, bool atomic)
 	cur.max_offset = -1;
 	KvIndexPlanInit(&cur.plan);
 	cur.checked = false;
+	cur.members = 1;
+	cur.committing = false;
+	member_offsets[0] = -1;
 
 	if (atomic)
 	{
@@ -599,6 +665,61 @@ KvProducerBegin(KvTopicRef *ref, bool atomic)
 void
 KvProducerSend(const KvRecord *rec)
 {
+	send_record(rec, 0);
+}
+
+/*
+ * KvProducerBeginGroup
+ *		Start a Kafka transaction that carries the batches of `members`
+ *		atomic writes, this backend's and others' (group.c), each already
+ *		checked by its own backend.
+ */
+void
+KvProducerBeginGroup(KvTopicRef *ref, int members)
+{
+	Assert(members >= 1 && members <= KV_GROUP_MAX_MEMBERS);
+	KvProducerBegin(ref, true);
+	cur.checked = true;
+	cur.members = members;
+	for (int i = 0; i < members; i++)
+		member_offsets[i] = -1;
+}
+
+/* KvProducerSendMember: KvProducerSend for the batch of a group's member */
+void
+KvProducerSendMember(const KvRecord *rec, int member)
+{
+	Assert(member >= 0 && member < cur.members);
+	send_record(rec, member);
+}
+
+/*
+ * KvProducerMemberOffset
+ *		The highest offset of a member's records, once committed; -1 if it
+ *		sent none.
+ */
+int64
+KvProducerMemberOffset(int member)
+{
+	Assert(member >= 0 && member < KV_GROUP_MAX_MEMBERS);
+	return member_offsets[member];
+}
+
+/*
+ * KvProducerCommitRequested
+ *		Whether the write in progress asked Kafka to commit: an error from
+ *		then on leaves the outcome of its transaction open.
+ */
+bool
+KvProducerCommitRequested(void)
+{
+	return cur.committing;
+}
+
+/* Hand one record to librdkafka, for member `member` of the write */
+static void
+send_record(const KvRecord *rec, int member)
+{
 	rd_kafka_resp_err_t err;
 
 	Assert(cur.active);
@@ -614,7 +735,7 @@ KvProducerSend(const KvRecord *rec)
 								RD_KAFKA_V_KEY(rec->key, rec->keylen),
 								RD_KAFKA_V_VALUE(rec->tombstone ? NULL : (void *) (rec->value ? rec->value : ""),
 												 rec->tombstone ? 0 : rec->vallen),
-								RD_KAFKA_V_OPAQUE((void *) (uintptr_t) cur.request),
+								RD_KAFKA_V_OPAQUE((void *) (uintptr_t) ((cur.request << KV_MEMBER_BITS) | (uint64) member)),
 								RD_KAFKA_V_END);
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
@@ -729,23 +850,44 @@ commit_transaction(void)
 	TimestampTz deadline = 0;
 	rd_kafka_error_t *error;
 	ErrorContextCallback errcallback;
+	bool		shared = cur.members > 1;
+	int			timeout = kvstore_write_timeout;
 
-	if (kvstore_write_timeout > 0)
-		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-											   kvstore_write_timeout);
+	/*
+	 * The commit of a transaction that carries other sessions' batches is
+	 * not given up on cancel, which would leave their outcome open: it
+	 * ends within the write timeout, or the transaction timeout if that is
+	 * longer or none.
+	 */
+	if (shared && (timeout <= 0 || timeout > kvstore_transaction_timeout))
+		timeout = kvstore_transaction_timeout;
+	if (timeout > 0)
+		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout);
 	errcallback.callback = commit_context;
 	errcallback.arg = NULL;
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
-	while ((error = rd_kafka_commit_transaction(cur.rk, KV_POLL_MS)) != NULL)
+	cur.committing = true;
+	if (shared)
+		HOLD_INTERRUPTS();
+	PG_TRY();
 	{
-		if (!rd_kafka_error_is_retriable(error) ||
-			rd_kafka_error_code(error) != RD_KAFKA_RESP_ERR__TIMED_OUT ||
-			(deadline != 0 && GetCurrentTimestamp() >= deadline))
-			report_txn_error(error, "commit");
-		rd_kafka_error_destroy(error);
-		CHECK_FOR_INTERRUPTS();
+		while ((error = rd_kafka_commit_transaction(cur.rk, KV_POLL_MS)) != NULL)
+		{
+			if (!rd_kafka_error_is_retriable(error) ||
+				rd_kafka_error_code(error) != RD_KAFKA_RESP_ERR__TIMED_OUT ||
+				(deadline != 0 && GetCurrentTimestamp() >= deadline))
+				report_txn_error(error, "commit");
+			rd_kafka_error_destroy(error);
+			CHECK_FOR_INTERRUPTS();
+		}
 	}
+	PG_FINALLY();
+	{
+		if (shared)
+			RESUME_INTERRUPTS();
+	}
+	PG_END_TRY();
 	error_context_stack = errcallback.previous;
 }
 
@@ -779,6 +921,7 @@ KvProducerCommit(void)
 		commit_transaction();
 
 	offset = cur.max_offset;
+	cur.committing = false;
 	release_topic();
 	SpinLockAcquire(&cur.ref->topic->mutex);
 	cur.ref->topic->writes += cur.sent;
@@ -803,11 +946,15 @@ KvProducerAbort(void)
 {
 	bool		atomic = cur.atomic;
 
+	KvGroupAbort();
+	cur.committing = false;
 	release_topic();
 	if (!cur.active)
 		return;
 	cur.active = false;
 	cur.atomic = false;
+	cur.members = 1;
+	cur.committing = false;
 	cur.request = ++last_request;		/* late reports are ignored */
 	if (atomic && kv_txn_producer != NULL)
 	{
@@ -826,6 +973,24 @@ KvProducerAbort(void)
 		 */
 		destroy_producer(&kv_txn_producer);
 	}
+}
+
+/*
+ * KvProducerCheck
+ *		Refuse, before anything is sent, an atomic write the topic cannot
+ *		take: a topic that is not ready or is full, or records its memory
+ *		has no room for.
+ */
+void
+KvProducerCheck(KvTopicRef *ref, const KvRecord *recs, int nrecs)
+{
+	KvIndexPlan plan;
+
+	KvTopicWaitReady(ref);
+	KvTopicCheckWritable(ref);
+	KvIndexPlanInit(&plan);
+	for (int i = 0; i < nrecs; i++)
+		KvTopicCheckRecord(ref, &recs[i], &plan);
 }
 
 /* Add what is known of the write to errors raised while waiting */
@@ -855,23 +1020,31 @@ KvProducerWrite(KvTopicRef *ref, const KvRecord *recs, int nrecs, bool atomic)
 	KvWriteContext ctx = {ref->name, false, -1};
 	ErrorContextCallback errcallback;
 
-	KvProducerBegin(ref, atomic);
-
-	/* Memory first, for all of them: a refused write sends nothing */
-	for (int i = 0; i < nrecs; i++)
-		KvTopicCheckRecord(ref, &recs[i], &cur.plan);
-	cur.checked = true;
-	for (int i = 0; i < nrecs; i++)
-		KvProducerSend(&recs[i]);
-
-	/* An atomic write that fails before its commit stores nothing */
 	errcallback.callback = kv_write_context;
 	errcallback.arg = &ctx;
 	errcallback.previous = error_context_stack;
-	if (!atomic)
-		error_context_stack = &errcallback;
 
-	ctx.offset = KvProducerCommit();
+	if (atomic)
+	{
+		/*
+		 * One Kafka transaction, possibly shared with other sessions'
+		 * atomic writes to the topic (group.c).  One that fails before its
+		 * commit stores nothing.
+		 */
+		ctx.offset = KvGroupWrite(ref, recs, nrecs);
+	}
+	else
+	{
+		KvProducerBegin(ref, false);
+		/* Memory first, for all of them: a refused write sends nothing */
+		for (int i = 0; i < nrecs; i++)
+			KvTopicCheckRecord(ref, &recs[i], &cur.plan);
+		cur.checked = true;
+		for (int i = 0; i < nrecs; i++)
+			KvProducerSend(&recs[i]);
+		error_context_stack = &errcallback;
+		ctx.offset = KvProducerCommit();
+	}
 	ctx.acknowledged = true;
 	error_context_stack = &errcallback;
 

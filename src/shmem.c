@@ -48,6 +48,9 @@
  *   broadcasts KvTopic->cv after releasing the lock.  Waiters read it
  *   without any lock; a reader holding the lock shared reads an offset
  *   that matches the index.
+ * - KvTopic->group_lock guards the topic's queue of atomic writes, the
+ *   backend writing a group, and every KvBatch queued in it or taken
+ *   from it (group.c).  Never held across anything that can fail.
  * - The generations of the transactional ids, one per backend slot, are
  *   atomics in their own block (see KvShmemTxnIdGeneration).
  *
@@ -81,6 +84,8 @@ typedef struct KvShared
 	int			area_tranche;	/* LWLock tranche of the area's own locks */
 	dsa_handle	area;			/* the area of the indexes, or
 								 * DSA_HANDLE_INVALID before its first use */
+	dsa_handle	batch_area;		/* the area of queued atomic writes
+								 * (group.c), or DSA_HANDLE_INVALID */
 	pg_atomic_uint64 held;		/* bytes the indexes of all topics hold */
 	pg_atomic_uint32 area_warned;	/* 1 once a worker warned that the
 									 * area is 90% used, until it is below
@@ -96,7 +101,17 @@ static KvShared *kv_shared = NULL;
  * (see producer.c)
  */
 static pg_atomic_uint32 *kv_txn_generations = NULL;
+
+/* The atomic write of each backend slot, when another writes it (group.c) */
+static KvBatch *kv_batches = NULL;
 static dsa_area *kv_area = NULL;
+static dsa_area *kv_batch_area = NULL;
+
+/*
+ * The most the area of queued atomic writes may take: beyond it, atomic
+ * writes are written alone instead of queued
+ */
+#define KV_BATCH_AREA_LIMIT (64 * 1024 * 1024)
 
 /* The kvstore.shared_memory (kB) this process last applied to the area */
 static int	kv_area_limit = 0;
@@ -151,14 +166,16 @@ txn_slots(void)
  * KvShmemRequest
  *		Ask for the memory and the locks, from shmem_request_hook.
  *
- * One lock guards the slot table, two per slot guard a topic's index.
+ * One lock guards the slot table; per slot, two guard a topic's index and
+ * one its queue of atomic writes (group.c).
  */
 void
 KvShmemRequest(void)
 {
 	RequestAddinShmemSpace(KvShmemSize());
 	RequestAddinShmemSpace(MAXALIGN(mul_size(txn_slots(), sizeof(pg_atomic_uint32))));
-	RequestNamedLWLockTranche(KV_TRANCHE_NAME, 2 * kvstore_max_topics + 1);
+	RequestAddinShmemSpace(MAXALIGN(mul_size(txn_slots(), sizeof(KvBatch))));
+	RequestNamedLWLockTranche(KV_TRANCHE_NAME, 3 * kvstore_max_topics + 1);
 }
 
 /*
@@ -183,6 +200,12 @@ KvShmemStartup(void)
 		for (int i = 0; i < txn_slots(); i++)
 			pg_atomic_init_u32(&kv_txn_generations[i], 0);
 
+	kv_batches = ShmemInitStruct("kvstore batches",
+								 mul_size(txn_slots(), sizeof(KvBatch)),
+								 &found);
+	if (!found)
+		memset(kv_batches, 0, mul_size(txn_slots(), sizeof(KvBatch)));
+
 	kv_shared = ShmemInitStruct("kvstore", KvShmemSize(), &found);
 	locks = GetNamedLWLockTranche(KV_TRANCHE_NAME);
 
@@ -192,6 +215,7 @@ KvShmemStartup(void)
 		kv_shared->ntopics = kvstore_max_topics;
 		kv_shared->area_tranche = locks[0].lock.tranche;
 		kv_shared->area = DSA_HANDLE_INVALID;
+		kv_shared->batch_area = DSA_HANDLE_INVALID;
 		pg_atomic_init_u64(&kv_shared->held, 0);
 		pg_atomic_init_u32(&kv_shared->area_warned, 0);
 		for (int i = 0; i < kv_shared->ntopics; i++)
@@ -199,9 +223,15 @@ KvShmemStartup(void)
 			KvTopic    *topic = &kv_shared->topics[i];
 
 			memset(topic, 0, sizeof(KvTopic));
-			topic->lock = &locks[2 * i + 1].lock;
-			topic->gate = &locks[2 * i + 2].lock;
+			topic->lock = &locks[3 * i + 1].lock;
+			topic->gate = &locks[3 * i + 2].lock;
+			topic->group_lock = &locks[3 * i + 3].lock;
 			ConditionVariableInit(&topic->cv);
+			ConditionVariableInit(&topic->group_cv);
+			topic->number = i;
+			topic->group_writer = -1;
+			topic->group_head = -1;
+			topic->group_tail = -1;
 			pg_atomic_init_u64(&topic->applied, 0);
 			pg_atomic_init_u64(&topic->incarnation, 1);
 			SpinLockInit(&topic->mutex);
@@ -250,6 +280,39 @@ KvShmemArea(void)
 		kv_area_limit = kvstore_shared_memory;
 	}
 	return kv_area;
+}
+
+/*
+ * KvShmemBatchArea
+ *		The dsa_area where atomic writes queue their records for another
+ *		backend's Kafka transaction (group.c), attached in this process.
+ *
+ * An area of its own, up to KV_BATCH_AREA_LIMIT, so that the indexes never
+ * find their area taken by records on their way to Kafka.  Created by the
+ * first process to ask, and pinned, as the area of the indexes is.
+ */
+dsa_area *
+KvShmemBatchArea(void)
+{
+	if (kv_batch_area == NULL)
+	{
+		MemoryContext oldcontext = MemoryContextSwitchTo(TopMemoryContext);
+
+		LWLockAcquire(kv_shared->lock, LW_EXCLUSIVE);
+		if (kv_shared->batch_area == DSA_HANDLE_INVALID)
+		{
+			kv_batch_area = dsa_create(kv_shared->area_tranche);
+			dsa_pin(kv_batch_area);
+			dsa_set_size_limit(kv_batch_area, KV_BATCH_AREA_LIMIT);
+			kv_shared->batch_area = dsa_get_handle(kv_batch_area);
+		}
+		else
+			kv_batch_area = dsa_attach(kv_shared->batch_area);
+		dsa_pin_mapping(kv_batch_area);
+		LWLockRelease(kv_shared->lock);
+		MemoryContextSwitchTo(oldcontext);
+	}
+	return kv_batch_area;
 }
 
 /*
@@ -302,6 +365,19 @@ KvShmemTxnIdAdvance(int slot, uint32 from)
 	if (slot >= 0 && slot < txn_slots())
 		(void) pg_atomic_compare_exchange_u32(&kv_txn_generations[slot],
 											  &from, from + 1);
+}
+
+/*
+ * KvShmemBatch
+ *		The batch of backend slot `slot`, or NULL for a slot out of range.
+ */
+KvBatch *
+KvShmemBatch(int slot)
+{
+	KvCheckLoaded();
+	if (slot < 0 || slot >= txn_slots())
+		return NULL;
+	return &kv_batches[slot];
 }
 
 /*

@@ -113,6 +113,60 @@ max_rows_arg(FunctionCallInfo fcinfo, int argno, const char *topic)
 	return max_rows;
 }
 
+/*
+ * The topic of the last look-up (kv_get, kv_exists) of this backend, kept
+ * across calls: a look-up of a topic known here skips checking the name
+ * and finding its slot, as long as the slot still serves the topic and
+ * kvstore.allowed_topics has not changed.
+ */
+static struct
+{
+	bool		valid;
+	KvTopicRef	ref;			/* its conn is NULL: the default connection */
+	uint32		namelen;
+	char	   *allowed;		/* kvstore.allowed_topics when checked, in
+								 * TopMemoryContext */
+} last_lookup;
+
+/*
+ * The topic in argument 0 of a look-up, and its key in argument 1, checked
+ * in that order
+ */
+static KvTopicRef *
+lookup_args(FunctionCallInfo fcinfo, bytea **key)
+{
+	KvTopicRef *ref;
+	char	   *name;
+	char	   *allowed;
+
+	if (last_lookup.valid && !PG_ARGISNULL(0))
+	{
+		text	   *arg = PG_GETARG_TEXT_PP(0);
+
+		if (VARSIZE_ANY_EXHDR(arg) == last_lookup.namelen &&
+			memcmp(VARDATA_ANY(arg), last_lookup.ref.name, last_lookup.namelen) == 0 &&
+			strcmp(last_lookup.allowed, kvstore_allowed_topics) == 0 &&
+			pg_atomic_read_u64(&last_lookup.ref.topic->incarnation) == last_lookup.ref.incarnation)
+		{
+			*key = bytes_arg(fcinfo, 1, "key", last_lookup.ref.name);
+			return &last_lookup.ref;
+		}
+	}
+
+	name = topic_arg(fcinfo, 0);
+	*key = bytes_arg(fcinfo, 1, "key", name);
+	ref = KvTopicOpen(name, KV_OPEN_READ, NULL);
+	allowed = MemoryContextStrdup(TopMemoryContext, kvstore_allowed_topics);
+	if (last_lookup.allowed != NULL)
+		pfree(last_lookup.allowed);
+	last_lookup.allowed = allowed;
+	last_lookup.ref = *ref;
+	last_lookup.ref.conn = NULL;
+	last_lookup.namelen = strlen(ref->name);
+	last_lookup.valid = true;
+	return &last_lookup.ref;
+}
+
 /* A varlena holding a copy of the bytes */
 static Datum
 copy_bytes(const char *data, uint32 len)
@@ -257,16 +311,16 @@ kv_put_many(PG_FUNCTION_ARGS)
 static Datum
 get_value(FunctionCallInfo fcinfo, bool as_text)
 {
-	char	   *name = topic_arg(fcinfo, 0);
-	bytea	   *key = bytes_arg(fcinfo, 1, "key", name);
-	KvRow		row;
+	bytea	   *key;
+	KvTopicRef *ref = lookup_args(fcinfo, &key);
+	struct varlena *value;
 
-	if (!KvScanLookup(KvTopicOpen(name, KV_OPEN_READ, NULL),
-					  VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), &row))
+	value = KvScanLookupValue(ref, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+	if (value == NULL)
 		PG_RETURN_NULL();
 	if (as_text)
-		check_text(name, row.value, row.vallen, "value");
-	return copy_bytes(row.value, row.vallen);
+		check_text(ref->name, VARDATA(value), VARSIZE(value) - VARHDRSZ, "value");
+	PG_RETURN_POINTER(value);
 }
 
 /*
@@ -292,12 +346,11 @@ kv_get_bytea(PG_FUNCTION_ARGS)
 Datum
 kv_exists(PG_FUNCTION_ARGS)
 {
-	char	   *name = topic_arg(fcinfo, 0);
-	bytea	   *key = bytes_arg(fcinfo, 1, "key", name);
+	bytea	   *key;
+	KvTopicRef *ref = lookup_args(fcinfo, &key);
 	KvRow		row;
 
-	PG_RETURN_BOOL(KvScanLookup(KvTopicOpen(name, KV_OPEN_READ, NULL),
-								VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), &row));
+	PG_RETURN_BOOL(KvScanLookup(ref, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), &row));
 }
 
 /* The cursor of a kv_scan or kv_range call, across its calls */

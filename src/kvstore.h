@@ -177,6 +177,8 @@ typedef struct KvTopic
 								 * waits for lock, passed shared by readers
 								 * on their way to it: readers cannot keep
 								 * the worker out */
+	pg_atomic_uint32 worker_waiting;	/* 1 while the worker passes the
+										 * gate: readers pass it too */
 	ConditionVariable cv;		/* broadcast when applied or state changes */
 	pg_atomic_uint64 applied;	/* next offset to apply: every record below
 								 * it is in the index */
@@ -508,6 +510,8 @@ extern void KvScanRestart(KvScan *scan);
 extern void KvScanEnd(KvScan *scan);
 extern bool KvScanLookup(KvTopicRef *ref, const char *key, uint32 keylen,
 						 KvRow *row);
+extern struct varlena *KvScanLookupValue(KvTopicRef *ref, const char *key,
+										 uint32 keylen);
 extern int	KvKeyCompare(const char *a, uint32 alen, const char *b, uint32 blen);
 extern void KvScanChecksum(KvTopicRef *ref, int64 *keys, int64 *checksum,
 						   int64 *applied);

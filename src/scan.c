@@ -346,6 +346,30 @@ KvScanLookup(KvTopicRef *ref, const char *key, uint32 keylen, KvRow *row)
 }
 
 /*
+ * KvScanLookupValue
+ *		A copy of one key's value as a varlena, in the current memory
+ *		context, or NULL when the key has no value.
+ *
+ * kv_get's path: one copy, made under the lock, straight into the result.
+ */
+struct varlena *
+KvScanLookupValue(KvTopicRef *ref, const char *key, uint32 keylen)
+{
+	KvEntryView view;
+	struct varlena *result = NULL;
+
+	(void) KvTopicLockForRead(ref);
+	if (KvIndexLookup(KvShmemArea(), &ref->topic->index, key, keylen, &view))
+	{
+		result = (struct varlena *) palloc(VARHDRSZ + view.vallen);
+		SET_VARSIZE(result, VARHDRSZ + view.vallen);
+		memcpy(VARDATA(result), view.value, view.vallen);
+	}
+	LWLockRelease(ref->topic->lock);
+	return result;
+}
+
+/*
  * KvScanChecksum
  *		Count the keys of the index and sum a hash of each key and value,
  *		under one hold of the topic lock; *applied is the offset the index

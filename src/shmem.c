@@ -30,10 +30,14 @@
  *   the only writer; it holds the lock exclusively while it applies one
  *   batch of records.  Readers hold it shared while they copy entries out.
  * - KvTopic->gate keeps a stream of readers from holding the worker off:
- *   the worker takes the gate exclusively, then the lock, then lets the
- *   gate go; readers take the gate shared, then the lock, then let the
- *   gate go.  A worker waiting for the lock so holds back new readers
- *   until the ones inside are done.  Both take the gate first.
+ *   the worker sets worker_waiting, takes the gate exclusively, then the
+ *   lock, then lets the gate go and clears worker_waiting; readers that
+ *   find worker_waiting set take the gate shared, then the lock, then let
+ *   the gate go.  A worker waiting for the lock so holds back new readers
+ *   until the ones inside are done.  Readers that find it clear take the
+ *   lock alone, which spares every look-up two atomic operations on a
+ *   shared cache line; at most the readers that read the flag just
+ *   before the worker set it pass before it.
  * - KvTopic->mutex, a spinlock, guards the small status fields: state,
  *   generation, offsets, counters, last error.  Never hold it across
  *   anything that can fail or sleep.  The state leaves READY, and the
@@ -228,6 +232,7 @@ KvShmemStartup(void)
 			topic->group_lock = &locks[3 * i + 3].lock;
 			ConditionVariableInit(&topic->cv);
 			ConditionVariableInit(&topic->group_cv);
+			pg_atomic_init_u32(&topic->worker_waiting, 0);
 			topic->number = i;
 			topic->group_writer = -1;
 			topic->group_head = -1;

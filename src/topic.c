@@ -500,9 +500,24 @@ KvTopicLockForRead(KvTopicRef *ref)
 		bool		was_ready;
 
 		/* Behind a worker that waits for the lock, not before it */
-		LWLockAcquire(topic->gate, LW_SHARED);
-		LWLockAcquire(topic->lock, LW_SHARED);
-		LWLockRelease(topic->gate);
+		if (pg_atomic_read_u32(&topic->worker_waiting) != 0)
+		{
+			LWLockAcquire(topic->gate, LW_SHARED);
+			LWLockAcquire(topic->lock, LW_SHARED);
+			LWLockRelease(topic->gate);
+		}
+		else
+			LWLockAcquire(topic->lock, LW_SHARED);
+
+		/*
+		 * The state leaves READY, and the generation changes, only under
+		 * the exclusive lock: READY read under the shared lock stays true
+		 * while it is held, without the mutex
+		 */
+		if (topic->state == KV_TOPIC_READY &&
+			pg_atomic_read_u64(&topic->incarnation) == ref->incarnation)
+			return topic->generation;
+
 		SpinLockAcquire(&topic->mutex);
 		state = topic->state;
 		generation = topic->generation;

@@ -429,9 +429,12 @@ bootstrapping(void)
 static void
 lock_index(void)
 {
+	pg_atomic_write_u32(&my_topic->worker_waiting, 1);
+	pg_memory_barrier();
 	LWLockAcquire(my_topic->gate, LW_EXCLUSIVE);
 	LWLockAcquire(my_topic->lock, LW_EXCLUSIVE);
 	LWLockRelease(my_topic->gate);
+	pg_atomic_write_u32(&my_topic->worker_waiting, 0);
 }
 
 /* Ask Kafka where the topic's log ends, for the lag kv_topics shows */

@@ -685,5 +685,5 @@ kv_detach(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("topic must not be NULL")));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	PG_RETURN_BOOL(KvTopicDetach(name));
+	PG_RETURN_BOOL(KvTopicDetach(name, NULL));
 }

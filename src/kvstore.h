@@ -483,7 +483,7 @@ extern KvTopicRef *KvTopicOpen(const char *name, KvOpenMode mode,
 							   const char *conn);
 extern bool KvTopicCreate(const char *name);
 extern void KvTopicRecheck(KvTopicRef *ref);
-extern bool KvTopicDetach(const char *name);
+extern bool KvTopicDetach(const char *name, const char *conn);
 extern uint64 KvTopicLockForRead(KvTopicRef *ref);
 extern void KvTopicWaitReady(KvTopicRef *ref);
 extern void KvTopicCheckWritable(KvTopicRef *ref);

@@ -379,6 +379,7 @@ extern uint32 KvWaitEvent(KvWait wait);
 
 /* in fdw.c: kvstore_fdw_handler, kvstore_fdw_validator (SQL-callable) */
 extern const char *KvFdwConnection(Oid serverid);
+extern const char *KvFdwServerConnection(const char *servername);
 
 /* in fdw_plan.c: paths, plans and EXPLAIN of foreign scans and writes */
 extern void kvGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,

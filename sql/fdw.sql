@@ -361,6 +361,51 @@ SELECT count(*) AS internal_topics FROM information_schema.foreign_tables
 WHERE foreign_table_schema = 'imported' AND foreign_table_name LIKE '\_%';
 IMPORT FOREIGN SCHEMA kafka FROM SERVER kv INTO imported OPTIONS (format 'json');
 
+-- ===================================================================
+-- kv_sync, kv_checksum and kv_detach on the topic of a server
+-- ===================================================================
+-- a server without Kafka options has the default connection: one slot
+SELECT kv_sync('fdw_regress_kv', 'kv') = kv_sync('fdw_regress_kv') AS same_end,
+       kv_sync('fdw_regress_kv', NULL) = kv_sync('fdw_regress_kv') AS null_is_default;
+SELECT (a.applied_offset, a.keys, a.checksum) = (b.applied_offset, b.keys, b.checksum)
+       AS same_checksum
+FROM kv_checksum('fdw_regress_kv', 'kv') a, kv_checksum('fdw_regress_kv') b;
+-- a server that does not exist; a server of another wrapper
+SELECT pg_temp.try($$SELECT kv_sync('fdw_regress_kv', 'kv_nonesuch')$$);
+SELECT pg_temp.try($$SELECT kv_detach('fdw_regress_kv', 'kv_nonesuch')$$);
+CREATE FOREIGN DATA WRAPPER kv_regress_wrapper;
+CREATE SERVER kv_elsewhere FOREIGN DATA WRAPPER kv_regress_wrapper;
+SELECT pg_temp.try($$SELECT kv_checksum('fdw_regress_kv', 'kv_elsewhere')$$);
+SELECT pg_temp.try($$SELECT kv_detach('fdw_regress_kv', 'kv_elsewhere')$$);
+-- a wrapper of another name with kvstore's handler is kvstore's
+CREATE FOREIGN DATA WRAPPER kv_regress_again
+    HANDLER kvstore_fdw_handler VALIDATOR kvstore_fdw_validator;
+CREATE SERVER kv_again FOREIGN DATA WRAPPER kv_regress_again;
+SELECT kv_sync('fdw_regress_kv', 'kv_again') = kv_sync('fdw_regress_kv') AS same_end;
+-- the topic is checked first
+SELECT pg_temp.try($$SELECT kv_sync(NULL, 'kv')$$);
+SELECT pg_temp.try($$SELECT kv_checksum(NULL, 'kv_nonesuch')$$);
+SELECT pg_temp.try($$SELECT kv_detach(NULL, 'kv')$$);
+-- naming a server takes USAGE on it, as creating a table of it does
+CREATE ROLE kv_regress_operator;
+GRANT EXECUTE ON FUNCTION kv_sync(text, name), kv_checksum(text, name),
+      kv_detach(text, name) TO kv_regress_operator;
+SET ROLE kv_regress_operator;
+SELECT pg_temp.try($$SELECT kv_sync('fdw_regress_kv', 'kv')$$);
+SELECT pg_temp.try($$SELECT kv_checksum('fdw_regress_kv', 'kv')$$);
+SELECT pg_temp.try($$SELECT kv_detach('fdw_regress_kv', 'kv')$$);
+SELECT kv_sync('fdw_regress_kv') > 0 AS default_needs_no_server;
+RESET ROLE;
+GRANT USAGE ON FOREIGN SERVER kv TO kv_regress_operator;
+SET ROLE kv_regress_operator;
+SELECT kv_sync('fdw_regress_kv', 'kv') > 0 AS synced;
+SELECT keys > 0 AS counted FROM kv_checksum('fdw_regress_kv', 'kv');
+RESET ROLE;
+DROP OWNED BY kv_regress_operator;
+DROP ROLE kv_regress_operator;
+DROP SERVER kv_elsewhere, kv_again;
+DROP FOREIGN DATA WRAPPER kv_regress_wrapper, kv_regress_again;
+
 SET client_min_messages = warning;
 DROP SCHEMA imported CASCADE;
 DROP TABLE orders;

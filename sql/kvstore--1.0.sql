@@ -35,7 +35,11 @@ AS 'MODULE_PATHNAME', 'kv_put_many' LANGUAGE C VOLATILE;
 CREATE FUNCTION kv_put_many_bytea(topic text, keys bytea[], vals bytea[]) RETURNS bigint
 AS 'MODULE_PATHNAME', 'kv_put_many' LANGUAGE C VOLATILE;
 
-CREATE FUNCTION kv_sync(topic text) RETURNS bigint
+-- kv_sync, kv_checksum and kv_detach act on the topic of the default
+-- connection (kvstore.brokers), or on that of a kvstore foreign server's
+-- connection for the current user when server names one.
+
+CREATE FUNCTION kv_sync(topic text, server name DEFAULT NULL) RETURNS bigint
 AS 'MODULE_PATHNAME', 'kv_sync' LANGUAGE C VOLATILE;
 
 -- Reads: from this server's shared-memory index
@@ -119,7 +123,8 @@ CREATE FOREIGN DATA WRAPPER kvstore
 
 -- Monitoring
 
-CREATE FUNCTION kv_checksum(topic text, OUT applied_offset bigint, OUT keys bigint,
+CREATE FUNCTION kv_checksum(topic text, server name DEFAULT NULL,
+                            OUT applied_offset bigint, OUT keys bigint,
                             OUT checksum bigint)
 RETURNS record
 AS 'MODULE_PATHNAME', 'kv_checksum' LANGUAGE C VOLATILE;
@@ -158,7 +163,7 @@ AS 'MODULE_PATHNAME', 'kv_memory' LANGUAGE C VOLATILE;
 
 CREATE VIEW kv_memory AS SELECT * FROM kv_memory();
 
-CREATE FUNCTION kv_detach(topic text) RETURNS boolean
+CREATE FUNCTION kv_detach(topic text, server name DEFAULT NULL) RETURNS boolean
 AS 'MODULE_PATHNAME', 'kv_detach' LANGUAGE C VOLATILE;
 
 -- Nobody but the owner may use kvstore until granted: see the README
@@ -166,13 +171,13 @@ REVOKE ALL ON FUNCTION
     kv_put(text, text, text), kv_put_bytea(text, bytea, bytea),
     kv_delete(text, text), kv_delete_bytea(text, bytea),
     kv_put_many(text, text[], text[]), kv_put_many_bytea(text, bytea[], bytea[]),
-    kv_sync(text),
+    kv_sync(text, name),
     kv_get(text, text), kv_get_bytea(text, bytea),
     kv_exists(text, text), kv_exists_bytea(text, bytea),
     kv_scan(text, text, int), kv_scan_bytea(text, bytea, int),
     kv_range(text, text, text, int), kv_range_bytea(text, bytea, bytea, int),
-    kv_create_topic(text), kv_checksum(text),
-    kv_topics(), kv_memory(), kv_detach(text),
+    kv_create_topic(text), kv_checksum(text, name),
+    kv_topics(), kv_memory(), kv_detach(text, name),
     kvstore_fdw_handler(), kvstore_fdw_validator(text[], oid)
 FROM PUBLIC;
 REVOKE ALL ON kv_topics, kv_memory FROM PUBLIC;

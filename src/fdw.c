@@ -24,7 +24,8 @@
  * looked up when a topic is opened, never kept in a plan, so that a plan
  * cached for one role is run with the credentials of the role running
  * it.  A server without Kafka properties uses the default connection, the
- * one of the kv_* functions.
+ * one of the kv_* functions.  kv_sync, kv_checksum and kv_detach may name a
+ * server (KvFdwServerConnection) to act on the topic of its connection.
  *
  * IMPORT FOREIGN SCHEMA makes one table (key text COLLATE "C", value text)
  * per topic of the server's cluster that this server may attach.
@@ -46,6 +47,7 @@
 #include "foreign/foreign.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
@@ -85,6 +87,7 @@ static char *valid_options_list(Oid context);
 static void check_option_value(DefElem *def, Oid context);
 static List *user_mapping_options(Oid userid, Oid serverid);
 static void connection_cache_reset(Datum arg, int cacheid, uint32 hashvalue);
+static bool is_kvstore_handler(Oid handler);
 
 /*
  * The connection KvFdwConnection built last, kept until the catalog of
@@ -371,6 +374,61 @@ KvFdwConnection(Oid serverid)
 	conn_cache_user = userid;
 	conn_cache_valid = true;
 	return conn_cache;
+}
+
+/*
+ * KvFdwServerConnection
+ *		The connection of the kvstore server named by a kv_* function's
+ *		argument, for the current user: the one its foreign tables use.
+ *
+ * A foreign table needs USAGE on its server only to be created; reading
+ * it takes privileges on the table alone.  A function that names a server
+ * has no table between the caller and the server, so it asks for USAGE on
+ * the server, as CREATE FOREIGN TABLE and IMPORT FOREIGN SCHEMA do.  As for
+ * a table, no user mapping is needed.  The result is the caller's.
+ */
+const char *
+KvFdwServerConnection(const char *servername)
+{
+	ForeignServer *server = GetForeignServerByName(servername, false);
+	ForeignDataWrapper *fdw = GetForeignDataWrapper(server->fdwid);
+	AclResult	aclresult;
+	const char *conn;
+
+	/*
+	 * A server is kvstore's when its wrapper's handler is this library's,
+	 * whatever the wrapper is called.  22023: the server exists, so this is
+	 * neither 42704 nor one of the HV codes, which are about talking to the
+	 * foreign side; the argument names a server this function cannot use.
+	 */
+	if (!OidIsValid(fdw->fdwhandler) || !is_kvstore_handler(fdw->fdwhandler))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("server \"%s\" of foreign data wrapper \"%s\" is not a kvstore server",
+						server->servername, fdw->fdwname),
+				 errhint("Name a server of foreign data wrapper kvstore.")));
+
+#if PG_VERSION_NUM >= 160000
+	aclresult = object_aclcheck(ForeignServerRelationId, server->serverid,
+								GetUserId(), ACL_USAGE);
+#else
+	aclresult = pg_foreign_server_aclcheck(server->serverid, GetUserId(), ACL_USAGE);
+#endif
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_FOREIGN_SERVER, server->servername);
+
+	conn = KvFdwConnection(server->serverid);
+	return conn ? pstrdup(conn) : NULL;
+}
+
+/* Whether a wrapper's handler is kvstore_fdw_handler of this library */
+static bool
+is_kvstore_handler(Oid handler)
+{
+	FmgrInfo	flinfo;
+
+	fmgr_info(handler, &flinfo);
+	return flinfo.fn_addr == kvstore_fdw_handler;
 }
 
 /* A server or user mapping changed: build the connection again */

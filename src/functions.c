@@ -14,6 +14,13 @@
  * Scans return their rows one at a time, reading the cursor a batch
  * ahead, so a caller that stops early does not pay for the rest.
  *
+ * The functions use the default connection to Kafka (kvstore.brokers),
+ * but for kv_sync, kv_checksum and kv_detach, whose optional server
+ * argument names a kvstore foreign server: they then act on the topic of
+ * that server's connection for the current user, the one its foreign
+ * tables read, which an operator would otherwise have no way to sync,
+ * compare or detach.
+ *
  * IDENTIFICATION
  *		  src/functions.c
  *
@@ -54,6 +61,7 @@ PG_FUNCTION_INFO_V1(kv_checksum);
 PG_FUNCTION_INFO_V1(kv_topics);
 
 static char *topic_arg(FunctionCallInfo fcinfo, int argno);
+static const char *server_arg(FunctionCallInfo fcinfo, int argno);
 static bytea *bytes_arg(FunctionCallInfo fcinfo, int argno, const char *what,
 						const char *topic);
 static int32 max_rows_arg(FunctionCallInfo fcinfo, int argno, const char *topic);
@@ -78,6 +86,15 @@ topic_arg(FunctionCallInfo fcinfo, int argno)
 	name = text_to_cstring(PG_GETARG_TEXT_PP(argno));
 	KvTopicCheckAllowed(name);
 	return name;
+}
+
+/* The connection of the server named in argument argno; NULL: the default */
+static const char *
+server_arg(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+		return NULL;
+	return KvFdwServerConnection(NameStr(*PG_GETARG_NAME(argno)));
 }
 
 /* A key or value argument, which must not be NULL; a key not empty */
@@ -520,12 +537,14 @@ kv_range_bytea(PG_FUNCTION_ARGS)
  * kv_sync
  *		Wait until this server has applied everything in the topic now.
  *
- * Returns the end offset waited for.
+ * Returns the end offset waited for, in the cluster of the connection: the
+ * default one, or that of the server named by the second argument.
  */
 Datum
 kv_sync(PG_FUNCTION_ARGS)
 {
-	KvTopicRef *ref = KvTopicOpen(topic_arg(fcinfo, 0), KV_OPEN_READ, NULL);
+	char	   *name = topic_arg(fcinfo, 0);
+	KvTopicRef *ref = KvTopicOpen(name, KV_OPEN_READ, server_arg(fcinfo, 1));
 	int64		end;
 
 	KvTopicWaitReady(ref);
@@ -555,12 +574,14 @@ kv_create_topic(PG_FUNCTION_ARGS)
  *		of a topic's keys and values on this server.
  *
  * Two servers that return the same applied offset hold the same data if
- * and only if (but for hash collisions) their checksums are equal.
+ * and only if (but for hash collisions) their checksums are equal.  The
+ * second argument names a server whose connection's topic to read.
  */
 Datum
 kv_checksum(PG_FUNCTION_ARGS)
 {
-	KvTopicRef *ref = KvTopicOpen(topic_arg(fcinfo, 0), KV_OPEN_READ, NULL);
+	char	   *name = topic_arg(fcinfo, 0);
+	KvTopicRef *ref = KvTopicOpen(name, KV_OPEN_READ, server_arg(fcinfo, 1));
 	TupleDesc	tupdesc;
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
@@ -721,6 +742,10 @@ kv_memory(PG_FUNCTION_ARGS)
  *		Stop materializing a topic on this server and free its memory and
  *		slot; the next statement that uses it attaches it again.  Returns
  *		false if it was not attached.
+ *
+ * The slot of one connection: the default one, or that of the server
+ * named by the second argument; the topic's slots of other connections
+ * stay.
  */
 PG_FUNCTION_INFO_V1(kv_detach);
 Datum
@@ -738,5 +763,5 @@ kv_detach(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("topic must not be NULL")));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	PG_RETURN_BOOL(KvTopicDetach(name));
+	PG_RETURN_BOOL(KvTopicDetach(name, server_arg(fcinfo, 1)));
 }

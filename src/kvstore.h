@@ -433,6 +433,7 @@ extern uint32 KvWaitEvent(KvWait wait);
 
 /* in fdw.c: kvstore_fdw_handler, kvstore_fdw_validator (SQL-callable) */
 extern const char *KvFdwConnection(Oid serverid);
+extern const char *KvFdwServerConnection(const char *servername);
 
 /* in fdw_plan.c: paths, plans and EXPLAIN of foreign scans and writes */
 extern void kvGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
@@ -552,7 +553,7 @@ extern KvTopicRef *KvTopicOpen(const char *name, KvOpenMode mode,
 							   const char *conn);
 extern bool KvTopicCreate(const char *name);
 extern void KvTopicRecheck(KvTopicRef *ref);
-extern bool KvTopicDetach(const char *name);
+extern bool KvTopicDetach(const char *name, const char *conn);
 extern uint64 KvTopicLockForRead(KvTopicRef *ref);
 extern void KvTopicWaitReady(KvTopicRef *ref);
 extern void KvTopicCheckWritable(KvTopicRef *ref);

@@ -419,20 +419,22 @@ KvTopicRecheck(KvTopicRef *ref)
 
 /*
  * KvTopicDetach
- *		Stop materializing a topic here: its worker empties the index, frees
- *		the slot and exits.  Returns false if the topic was not attached.
+ *		Stop materializing a topic of a connection here: its worker empties
+ *		the index, frees the slot and exits.  Returns false if the topic was
+ *		not attached through that connection.
  *
- * The topic of the default connection only: a foreign server's topic of
- * the same name keeps its slot.  Waits until the slot is freed.  A worker
- * between two starts does it when it starts.  Readers and writers of the
- * topic meanwhile fail with 55000 once the slot is freed; the next
+ * conn is as for KvTopicOpen (NULL: the default connection).  Only that
+ * connection's slot is freed: the same topic name attached through
+ * another connection keeps its own.  Waits until the slot is freed.  A
+ * worker between two starts does it when it starts.  Readers and writers
+ * of the topic meanwhile fail with 55000 once the slot is freed; the next
  * statement attaches the topic again.
  */
 bool
-KvTopicDetach(const char *name)
+KvTopicDetach(const char *name, const char *conn)
 {
 	uint64		incarnation;
-	KvTopic    *topic = KvTopicFind(name, NULL, &incarnation);
+	KvTopic    *topic = KvTopicFind(name, conn, &incarnation);
 	pid_t		pid;
 
 	if (topic == NULL)

@@ -40,7 +40,7 @@ $node->safe_psql(
 	'postgres', q{
 CREATE ROLE reader;
 CREATE ROLE writer;
-GRANT EXECUTE ON FUNCTION kv_get(text, text), kv_scan(text, text, int), kv_sync(text) TO reader;
+GRANT EXECUTE ON FUNCTION kv_get(text, text), kv_scan(text, text, int), kv_sync(text, name) TO reader;
 GRANT EXECUTE ON FUNCTION kv_put(text, text, text), kv_get(text, text) TO writer;
 });
 

@@ -3,7 +3,8 @@
 # on both is two topics; kv_topics shows the cluster of each.  A user
 # mapping's credentials make a connection of their own and never show;
 # on a SASL listener, each user connects with the password of its own
-# mapping.
+# mapping.  kv_sync, kv_checksum and kv_detach given a server act on the
+# topic of its connection, and on no other slot of the same name.
 use strict;
 use warnings;
 
@@ -21,6 +22,18 @@ my $second;
 }
 my $sasl = kv_kafka('sasl-bootstrap', $dir);
 isnt($second, $first, 'a second Kafka cluster runs beside the first');
+
+# The end offset of partition 0 of a topic, as the brokers report it
+sub end_offset
+{
+	my ($brokers, $topic) = @_;
+	my ($stdout, $stderr);
+	IPC::Run::run([ 'kcat', '-Q', '-b', $brokers, '-t', "$topic:0:-1" ],
+		'>', \$stdout, '2>', \$stderr)
+	  or die "kcat could not query topic $topic: $stderr";
+	$stdout =~ /\[0\] offset (\d+)/ or die "kcat did not give an offset: $stdout";
+	return $1;
+}
 
 my $node = kv_node('servers', conf => "restart_after_crash = on");
 my $t = kv_topic('both');
@@ -80,6 +93,60 @@ is( $node->safe_psql(
 	'y|1', 'IMPORT FOREIGN SCHEMA makes tables of the server\'s cluster');
 
 # ===================================================================
+# kv_sync, kv_checksum and kv_detach on the topic of a server
+# ===================================================================
+# The second cluster's copy of the topic gets ten more keys, so that the
+# two ends differ
+$node->safe_psql('postgres',
+	"INSERT INTO t_two SELECT 'n' || g, 'v' FROM generate_series(1, 10) g");
+my $end_first = end_offset($first, $t);
+my $end_second = end_offset($second, $t);
+isnt($end_second, $end_first, 'the topic ends at different offsets on the two clusters');
+is($node->safe_psql('postgres', "SELECT kv_sync('$t', 'two')"),
+	$end_second, 'kv_sync with a server returns the end offset of that server\'s cluster');
+is( $node->safe_psql(
+		'postgres', "SELECT kv_sync('$t'), kv_sync('$t', NULL), kv_sync('$t', 'one')"),
+	"$end_first|$end_first|$end_first",
+	'without a server (or NULL), and with a server of the first cluster, the first cluster\'s');
+is( $node->safe_psql(
+		'postgres', "SELECT keys, applied_offset FROM kv_checksum('$t', 'two')"),
+	"11|$end_second",
+	'kv_checksum with a server counts the keys of that connection\'s slot');
+is($node->safe_psql('postgres', "SELECT keys FROM kv_checksum('$t')"),
+	'1', 'and without one, those of the default connection\'s slot');
+
+# kv_detach with a server frees that connection's slot only
+my $slots = "SELECT string_agg(brokers, ',' ORDER BY brokers) FROM kv_topics WHERE topic = '$t'";
+my $pids_first = "SELECT string_agg(worker_pid::text, ',' ORDER BY worker_pid) FROM kv_topics WHERE topic = '$t' AND brokers = '$first'";
+my $pid_second = "SELECT worker_pid FROM kv_topics WHERE topic = '$t' AND brokers = '$second'";
+my $before = $node->safe_psql('postgres', $pids_first);
+is($node->safe_psql('postgres', "SELECT kv_detach('$t', 'two')"),
+	't', 'kv_detach with a server detaches the topic of its connection');
+is($node->safe_psql('postgres', $slots),
+	"$first,$first", 'exactly that slot is freed');
+is($node->safe_psql('postgres', $pids_first),
+	$before, 'the slots of the default connection and of server one keep their workers');
+is($node->safe_psql('postgres', "SELECT kv_detach('$t', 'two')"),
+	'f', 'a second kv_detach with the server finds nothing to detach');
+is($node->safe_psql('postgres', "SELECT value FROM t_two WHERE key = 'n5'"),
+	'v', 'the next statement on the server\'s table attaches it again');
+is($node->safe_psql('postgres', $slots),
+	join(',', sort ($first, $first, $second)), 'in a slot of its own');
+
+# and without a server, the default connection's slot only
+$before = $node->safe_psql('postgres', $pid_second);
+is($node->safe_psql('postgres', "SELECT kv_detach('$t')"),
+	't', 'kv_detach without a server detaches the default connection\'s topic');
+is($node->safe_psql('postgres', $slots),
+	join(',', sort ($first, $second)), 'leaving the slots of the servers\' connections');
+is($node->safe_psql('postgres', $pid_second),
+	$before, 'whose workers keep running');
+is($node->safe_psql('postgres', "SELECT kv_detach('$only')"),
+	'f', 'a topic attached through a server only is not the default connection\'s to detach');
+is($node->safe_psql('postgres', "SELECT kv_get('$t', 'k')"),
+	'one', 'the next function call attaches the default connection\'s again');
+
+# ===================================================================
 # user mappings: credentials of each user, never shown
 # ===================================================================
 $node->safe_psql(
@@ -102,6 +169,26 @@ is($node->safe_psql('postgres', "SET ROLE alice; SELECT value FROM t_two WHERE k
 is( $node->safe_psql(
 		'postgres', "SELECT count(*) FROM kv_topics WHERE topic = '$t' AND brokers = '$second'"),
 	'3', 'each user mapping is a connection of its own: a slot per user');
+
+# A function naming a server uses the current user's mapping, as the
+# server's tables do; it needs USAGE on the server
+$node->safe_psql('postgres',
+	"GRANT EXECUTE ON FUNCTION kv_detach(text, name) TO alice, bob; GRANT USAGE ON FOREIGN SERVER two TO alice");
+like(
+	kv_fails($node, "SET ROLE bob; SELECT kv_detach('$t', 'two')"),
+	qr/ERROR:  42501: permission denied for foreign server two/,
+	'a user without USAGE on a server cannot name it');
+is($node->safe_psql('postgres', "SET ROLE alice; SELECT kv_detach('$t', 'two')"),
+	't', 'a user with USAGE detaches the topic of its own mapping');
+is( $node->safe_psql(
+		'postgres', "SELECT count(*) FROM kv_topics WHERE topic = '$t' AND brokers = '$second'"),
+	'2', 'and not the slots of the other users\' mappings');
+is($node->safe_psql('postgres', "SET ROLE alice; SELECT value FROM t_two WHERE key = 'bob'"),
+	'b', 'the user\'s next read attaches it again');
+is( $node->safe_psql(
+		'postgres', "SELECT count(*) FROM kv_topics WHERE topic = '$t' AND brokers = '$second'"),
+	'3', 'in a slot of its own');
+
 is( $node->safe_psql(
 		'postgres', "SET ROLE alice; SELECT count(*) FROM kv_topics WHERE kv_topics::text LIKE '%secret%'"),
 	'0', 'kv_topics never shows the credentials');
